@@ -1,0 +1,68 @@
+"""``w2sg``: the command line.  Each package registers its own subcommands.
+
+A subcommand module exposes ``register(subparsers)``; it adds parsers whose
+``func(args) -> int`` does the work.  Errors a user can fix raise :class:`UsageError`
+(or ``theory.GeneratorError``): they print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+SUBCOMMAND_MODULES = (
+    "theory.cli",        # divergences, derive, bound
+    "numerics.cli",      # check
+    "experiments.cli",   # run
+    "paper_figs.cli",    # figs, reproduce
+    "experiments.bench_cli",  # bench
+)
+
+
+class UsageError(Exception):
+    """A bad argument: one line that says what is wrong and how to fix it."""
+
+
+def emit(payload, as_json: bool, text: str) -> None:
+    """Print ``payload`` as JSON (``--json``) or ``text``."""
+    if as_json:
+        print(json.dumps(payload, indent=2, sort_keys=False, default=str))
+    else:
+        print(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse errors: one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="w2sg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that part of the toolkit is not there
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from theory.parsing import GeneratorError
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, GeneratorError) as exc:
+        print(f"w2sg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
