@@ -166,6 +166,10 @@ def get_generator(spec: str) -> Generator:
                 f"e.g. alpha:0.5") from None
         return Generator(f"alpha:{key.split(':', 1)[1]}", alpha_generator(a),
                          f"α-divergence with α={a}", "named")
+    if key.isidentifier() and key not in ("t", "pi", "E"):
+        raise GeneratorError(
+            f"unknown generator {key!r}; named generators: {', '.join(NAMED)}, alpha:a "
+            f"(any real a), or type an expression in t such as '(t-1)**2/(t+1)'")
     expr = parse_generator(key)
     extra = expr.free_symbols - {T}
     if extra:

@@ -1,0 +1,154 @@
+"""``w2sg divergences``, ``w2sg derive`` and ``w2sg bound``: the symbolic core on the command line."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from .generators import NAMED, get_generator
+
+
+def _usage(message: str):
+    from w2sg.cli import UsageError
+    return UsageError(message)
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "∞/—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _cmd_divergences(args) -> int:
+    from w2sg.cli import emit
+    from .report import summary
+    rows = [summary(get_generator(n), gamma=args.gamma) for n in NAMED]
+    cols = [("name", 11), ("f2_at_1", 8), ("symmetric", 9), ("bounded", 7), ("max_value", 9),
+            ("disagreement_pull_text", 8), ("conjugate_domain", 18), ("B_f", 9), ("L_f_logit", 9)]
+    heads = {"disagreement_pull_text": "C7 pull", "conjugate_domain": "dom f*",
+             "L_f_logit": "L_f(z)", "f2_at_1": "f''(1)", "max_value": "max D_f"}
+    lines = ["  ".join(heads.get(c, c).ljust(w) for c, w in cols)]
+    for r in rows:
+        cells = []
+        for c, w in cols:
+            v = r[c]
+            if c == "conjugate_domain":
+                v = f"(-∞, {_fmt(v[1]) if v[1] is not None else '∞'}{']' if r['conjugate_domain_hi_closed'] else ')'}"
+            cells.append(_fmt(v).ljust(w))
+        lines.append("  ".join(cells))
+    lines.append(f"B_f, L_f(z): bound and logit-Lipschitz constant of the binary loss on "
+                 f"[γ, 1−γ], γ = {args.gamma}")
+    emit(rows, args.json, "\n".join(lines))
+    return 0
+
+
+def _cmd_derive(args) -> int:
+    from w2sg.cli import emit
+    from .report import summary
+    gen = get_generator(args.f)
+    row = summary(gen, gamma=args.gamma, with_inequalities=True)
+    width = max(len(k) for k in row)
+    text = []
+    for k, v in row.items():
+        if k == "classical_bounds":
+            for b in v:
+                text.append(f"{'bound':<{width}}  D_f ≥ {b['name']}: "
+                            f"{'tight' if b['tight'] else 'loose'}, "
+                            f"{'valid' if b['valid'] else 'INVALID'} ({b['source']})")
+        else:
+            text.append(f"{k:<{width}}  {_fmt(v)}")
+    emit(row, args.json, "\n".join(text))
+    return 0
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, hi_open=True, hint=""):
+    ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok or math.isnan(value):
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        raise _usage(f"{name} = {value} is outside {lb}{lo}, {hi}{rb}{hint}")
+
+
+def _cmd_bound(args) -> int:
+    from w2sg.cli import emit
+    from . import bounds, joint_range
+    gen = get_generator(args.f)
+    if args.kind == "tv":
+        _check_range("--delta", args.delta, 0, 1, hint="; total variation lies in [0, 1)")
+        out = {"f": gen.name, "delta": args.delta,
+               "lower_bound": joint_range.lower_bound(gen, args.delta),
+               "convex_envelope": joint_range.convex_envelope(gen, args.delta)}
+        text = (f"D_f(P‖Q) ≥ {out['lower_bound']:.10g} whenever TV(P,Q) = {args.delta} "
+                f"(two-point infimum L_f); convex envelope {out['convex_envelope']:.10g}")
+    elif args.kind == "tv-inverse":
+        if not args.divergence >= 0:
+            raise _usage(f"--divergence = {args.divergence} must be a number ≥ 0")
+        out = {"f": gen.name, "divergence": args.divergence,
+               "max_tv": joint_range.tv_inverse(gen, args.divergence)}
+        text = f"D_f = {args.divergence} ⇒ TV ≤ {out['max_tv']:.10g}"
+    elif args.kind == "error":
+        _check_range("--weak-error", args.weak_error, 0, 1, hi_open=False)
+        if not args.disagreement >= 0:
+            raise _usage(f"--disagreement = {args.disagreement} must be a number ≥ 0 (R_f is a divergence)")
+        lo, hi = bounds.error_interval(gen, args.weak_error, args.disagreement)
+        radius = joint_range.tv_inverse(gen, args.disagreement)
+        out = {"f": gen.name, "weak_error": args.weak_error, "disagreement": args.disagreement,
+               "max_tv": radius, "lower": lo, "upper": hi}
+        text = f"err(F_sw) ∈ [{lo:.6g}, {hi:.6g}]  (|err_sw − err_w| ≤ L̆_f⁻¹(R_f) = {radius:.6g})"
+    else:  # samples
+        _check_range("--gamma", args.gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2)")
+        if not args.eps > 0:
+            raise _usage(f"--eps = {args.eps} must be > 0")
+        _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
+        if (args.class_size is None) == (args.radius is None):
+            raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
+        if args.class_size is not None and args.class_size < 1:
+            raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
+        if args.radius is not None and not args.radius > 0:
+            raise _usage(f"--radius = {args.radius} must be > 0")
+        out = {"f": gen.name, **bounds.sample_size(gen, args.gamma, args.eps, args.delta,
+                                                   args.class_size, args.radius)}
+        text = (f"n ≥ {out['n']} examples for excess risk ≤ {args.eps} with prob. ≥ {1 - args.delta}"
+                f"  (B_f = {out['B_f']:.6g}, L_f = {out['L_f']:.6g})")
+    emit(out, args.json, text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("divergences", help="table of every named generator and its derived quantities")
+    p.add_argument("--gamma", type=float, default=0.05, help="γ for the C6 constants (default 0.05)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_divergences)
+
+    p = sub.add_parser("derive", help="derive everything for one generator (a name or an expression in t)")
+    p.add_argument("--f", required=True, help="name (kl, js, alpha:0.5, ...) or expression, e.g. '(t-1)**2/(t+1)'")
+    p.add_argument("--gamma", type=float, default=0.05, help="γ for the C6 constants (default 0.05)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser("bound", help="C3/C4/C6 bounds: tv, tv-inverse, error, samples")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True,
+                             parser_class=type(p))
+    k = kinds.add_parser("tv", help="L_f(δ): least D_f at total variation δ")
+    k.add_argument("--f", required=True)
+    k.add_argument("--delta", type=float, required=True)
+    k = kinds.add_parser("tv-inverse", help="largest TV compatible with divergence R")
+    k.add_argument("--f", required=True)
+    k.add_argument("--divergence", type=float, required=True)
+    k = kinds.add_parser("error", help="C4: interval for the strong error")
+    k.add_argument("--f", required=True)
+    k.add_argument("--weak-error", type=float, required=True)
+    k.add_argument("--disagreement", type=float, required=True)
+    k = kinds.add_parser("samples", help="C6: sample size for excess risk ε")
+    k.add_argument("--f", required=True)
+    k.add_argument("--gamma", type=float, required=True)
+    k.add_argument("--eps", type=float, required=True)
+    k.add_argument("--delta", type=float, required=True)
+    k.add_argument("--class-size", type=int)
+    k.add_argument("--radius", type=float)
+    for k in kinds.choices.values():
+        k.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bound)
