@@ -194,7 +194,11 @@ def conjugate_numpy(gen: Generator):
         u = np.asarray(u, dtype=float)
         with np.errstate(all="ignore"):
             out = np.asarray(fn(u), dtype=float) * np.ones_like(u)
-        return np.where(conj.contains(u), out, np.inf)
+        inside = conj.contains(u)
+        bad = inside & ~np.isfinite(out)  # overflow inside the formula (e.g. LambertW(e^1000))
+        if bad.any():
+            out[bad] = conjugate_numeric(gen, u[bad])
+        return np.where(inside, out, np.inf)
     return evaluate
 
 

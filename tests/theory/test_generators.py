@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import sympy as sp
+
+from theory import NAMED, GeneratorError, get_generator
+from theory.parsing import T
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_named_generators_vanish_at_one(name):
+    assert sp.simplify(get_generator(name).expr.subs(T, 1)) == 0
+
+
+def test_alpha_family_special_cases():
+    # alpha = 2 is χ²/2 and alpha = 1/2 is 4·(1 − Σ√pq) = 2·hellinger
+    assert sp.simplify(get_generator("alpha:2").expr - (T - 1) ** 2 / 2) == 0
+    assert sp.simplify(get_generator("alpha:0.5").expr - 2 * (sp.sqrt(T) - 1) ** 2) == 0
+    # the limits a -> 1 and a -> 0 are KL-type
+    a = sp.Symbol("a")
+    family = (T ** a - a * T - (1 - a)) / (a * (a - 1))
+    assert sp.simplify(sp.limit(family, a, 1) - get_generator("alpha:1").expr) == 0
+    assert sp.simplify(sp.limit(family, a, 0) - get_generator("alpha:0").expr) == 0
+
+
+def test_typed_generator_is_accepted_and_proved_convex():
+    gen = get_generator("(t-1)**2/(t+1)")
+    assert gen.convexity == "proved symbolically"
+    assert get_generator("Max(0, t-1)").convexity == "checked on grid"
+
+
+def test_f_at_one_nonzero_says_value_and_fix():
+    with pytest.raises(GeneratorError, match=r"f\(1\) = 3.*subtract it: '\(t\*\*2\+2\) - \(3\)'"):
+        get_generator("t**2+2")
+
+
+@pytest.mark.parametrize("text", ["log(t)", "sqrt(t)-1", "(t-1)**3", "1-t**2"])
+def test_nonconvex_refused_with_point(text):
+    with pytest.raises(GeneratorError, match=r"not convex on \(0, inf\).*t="):
+        get_generator(text)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(GeneratorError, match="kl, pearson"):
+        get_generator("klx")
+
+
+def test_grid_check_catches_concavity_somewhere_in_the_middle():
+    # convex near 0 and near infinity but concave around t = 10
+    with pytest.raises(GeneratorError, match="not convex"):
+        get_generator("(t-1)**2 - 30*log(1+exp(-(t-10)**2))+30*log(1+exp(-81))")
+
+
+def test_bad_alpha():
+    with pytest.raises(GeneratorError, match="alpha:0.5"):
+        get_generator("alpha:x")
+    assert np.isfinite(float(get_generator("alpha:-1").expr.subs(T, 2)))
