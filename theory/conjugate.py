@@ -110,6 +110,15 @@ def _pick_inverse(gen: Generator, roots, lo: float, hi: float):
     return None
 
 
+def _tidy_lambert_w(expr: sp.Expr) -> sp.Expr:
+    """Use ``e^{W(z)} = z / W(z)`` to fold exponentials of Lambert W (Jeffreys)."""
+    for w in expr.atoms(sp.LambertW):
+        z = w.args[0]
+        expr = expr.replace(lambda x: isinstance(x, sp.exp) and x.args[0].has(w),
+                            lambda x: sp.exp(sp.expand(x.args[0] - w)) * z / w)
+    return sp.simplify(expr)
+
+
 def _simplify_below(expr: sp.Expr, hi: sp.Expr | None) -> sp.Expr:
     """Simplify ``expr(u)`` using ``u < hi`` (write ``u = hi − v`` with ``v > 0``)."""
     plain = sp.simplify(expr)
@@ -141,8 +150,11 @@ def conjugate(gen: Generator, timeout_s: float = 4.0) -> Conjugate:
                 roots = sp.solve(sp.Eq(fp, U), T)
                 inverse = _pick_inverse(gen, roots, lo_fp, hi)
                 if inverse is not None:
-                    body = _simplify_below(U * inverse - gen.expr.subs(T, inverse),
-                                           fprime_at_inf(gen) if math.isfinite(hi) else None)
+                    if inverse.has(sp.LambertW):
+                        body = _tidy_lambert_w(U * inverse - gen.expr.subs(T, inverse))
+                    else:
+                        body = _simplify_below(U * inverse - gen.expr.subs(T, inverse),
+                                               fprime_at_inf(gen) if math.isfinite(hi) else None)
                     pieces = []
                     f0 = f_at_0(gen)
                     if math.isfinite(lo_fp):

@@ -80,3 +80,9 @@ def test_variational_form_attained_at_fprime_ratio(name):
     conj = conjugate(gen)
     other = np.minimum(other, conj.hi - 1e-6) if math.isfinite(conj.hi) else other
     assert np.sum(p * other) - np.sum(q * conjugate_numpy(gen)(other)) <= value + 1e-12
+
+
+def test_jeffreys_conjugate_closed_form():
+    # t* = 1/W(e^{1-u}); f*(u) = u - 2 + W + 1/W with W = W(e^{1-u}) (worked by hand)
+    w = sp.LambertW(sp.exp(1 - U))
+    assert sp.simplify(conjugate(get_generator("jeffreys")).expr - (U - 2 + w + 1 / w)) == 0
