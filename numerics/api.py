@@ -121,3 +121,13 @@ def excess_risk_bound(gen, gamma, n, delta, class_size=None, radius=None):
     if class_size is not None:
         return 2 * c.bound * np.sqrt(np.log(2 * class_size / delta) / (2 * n))
     return 4 * c.lipschitz_logit * radius / np.sqrt(n) + 2 * c.bound * np.sqrt(np.log(2 / delta) / (2 * n))
+
+
+def envelope_grid(gen):
+    """``(δ grid, L_f, L̆_f)`` (theory's cached grid, else the reference one)."""
+    fn = _get("theory.joint_range", "envelope_grid")
+    if fn is not None:
+        return fn(gen)
+    if gen not in _ENV:
+        _ENV[gen] = _ref_envelope(gen)
+    return _ENV[gen]
