@@ -1,0 +1,44 @@
+"""Build every figure from the records under a results root (never trains a model)."""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+
+from . import fig_bounds, fig_cost, fig_joint_range, fig_local, fig_main, fig_noise, fig_sample
+from .common import FigureResult
+
+__all__ = ["FIGURES", "build_all", "figure_names"]
+
+#: in the order of the issue: main result, C3, C2, C7, C4/C5, C6, cost
+FIGURES = (fig_main, fig_joint_range, fig_local, fig_noise, fig_bounds, fig_sample, fig_cost)
+
+
+def figure_names() -> list[str]:
+    return [m.NAME for m in FIGURES]
+
+
+def build_all(root, only: list[str] | None = None) -> list[FigureResult]:
+    """Make each figure under ``<root>/figures``; a figure whose records are missing is
+    skipped with a message, one that fails is reported as ``error`` (the others still run).
+    Writes ``<root>/figures/index.json``."""
+    root = Path(root)
+    figdir = root / "figures"
+    results = []
+    for mod in FIGURES:
+        if only and mod.NAME not in only:
+            continue
+        t0 = time.perf_counter()
+        try:
+            res = mod.make(root, figdir)
+        except Exception as exc:  # a plotting bug must not hide the other figures
+            res = FigureResult(mod.NAME, mod.TITLE, "error", f"{type(exc).__name__}: {exc}",
+                               summary={"traceback": traceback.format_exc(limit=4)})
+        res.summary = dict(res.summary, seconds=round(time.perf_counter() - t0, 2))
+        results.append(res)
+    figdir.mkdir(parents=True, exist_ok=True)
+    tmp = figdir / ".index.json.tmp"
+    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1, default=str))
+    tmp.replace(figdir / "index.json")
+    return results

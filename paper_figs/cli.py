@@ -1,0 +1,137 @@
+"""``w2sg figs`` (figures from stored records) and ``w2sg reproduce`` (runs, checks, figures)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+__all__ = ["register", "cmd_figs", "cmd_reproduce", "reproduce"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "figs", help="make the paper's figures from stored records (never trains)",
+        description="Make every figure whose records exist under the results root "
+                    "(PNG + PDF + caption under <root>/figures); say why the others were skipped.")
+    p.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results)")
+    p.add_argument("--only", metavar="NAME", action="append",
+                   help="make only this figure (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the figure list as JSON")
+    p.set_defaults(func=cmd_figs)
+
+    r = subparsers.add_parser(
+        "reproduce", help="run the default sweep and the checks, then make the figures",
+        description="`w2sg run` (resumes: finished runs are reused), `w2sg check` (reused when "
+                    "records exist), then `w2sg figs`, all under one results root.")
+    r.add_argument("--quick", action="store_true", help="the small version (< 5 min)")
+    r.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results)")
+    r.add_argument("--redo-checks", action="store_true", help="rerun `w2sg check` even if records exist")
+    r.add_argument("--skip-runs", action="store_true", help="do not run the training sweep")
+    r.add_argument("--json", action="store_true", help="print the figure list as JSON")
+    r.set_defaults(func=cmd_reproduce)
+
+
+def _root(out):
+    from experiments.records import results_root
+    return results_root(out)
+
+
+def _check_only(only):
+    from w2sg.cli import UsageError
+    from .build import figure_names
+    names = figure_names()
+    for o in only or []:
+        if o not in names:
+            raise UsageError(f"unknown figure {o!r}; choose from: {', '.join(names)}")
+
+
+def _report(results, root: Path, seconds: float, as_json: bool) -> int:
+    from w2sg.cli import emit
+    lines = []
+    for r in results:
+        mark = {"made": "made   ", "skipped": "skipped", "error": "ERROR  "}.get(r.status, r.status)
+        where = f"{root / 'figures' / r.name}.png" if r.status == "made" else r.message
+        lines.append(f"{mark} {r.name:28s} {where}")
+        if r.status == "made" and r.message:
+            lines.append(f"        {'':28s} note: {r.message}")
+    lines.append(f"{sum(r.status == 'made' for r in results)} made, "
+                 f"{sum(r.status == 'skipped' for r in results)} skipped, "
+                 f"{sum(r.status == 'error' for r in results)} errors in {seconds:.1f} s "
+                 f"(captions: {root / 'figures'}/*.txt)")
+    payload = {"root": str(root), "seconds": round(seconds, 2),
+               "figures": [{k: v for k, v in r.to_dict().items() if k != "sources"} | {"n_sources": len(r.sources)}
+                           for r in results]}
+    emit(payload, as_json, "\n".join(lines))
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+def cmd_figs(args) -> int:
+    from .build import build_all
+    _check_only(args.only)
+    root = _root(args.out)
+    t0 = time.perf_counter()
+    results = build_all(root, only=args.only)
+    return _report(results, root, time.perf_counter() - t0, args.json)
+
+
+# ----------------------------------------------------------------------------- reproduce
+def _subcommand(argv: list[str]) -> int | None:
+    """Run another ``w2sg`` subcommand in-process; ``None`` if it is not installed."""
+    from w2sg.cli import build_parser, main
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    if argv[0] not in sub.choices:
+        return None
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse errors
+        return int(exc.code or 0)
+
+
+def _has_checks(root: Path, quick: bool) -> bool:
+    from .readers import read_checks
+    checks = read_checks(root)
+    return bool(checks) and (quick or any(not c.get("quick") for c in checks.values()))
+
+
+def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: bool = False,
+              log=print) -> dict:
+    """Sweep, checks, figures under ``root``; returns ``{"steps": [...], "figures": [...]}``."""
+    from .build import build_all
+    q = ["--quick"] if quick else []
+    steps = []
+    plan = []
+    if not skip_runs:
+        plan.append(("run", ["run", *q, "--out", str(root)]))
+    if redo_checks or not _has_checks(root, quick):
+        plan.append(("check", ["check", *q, "--out", str(root)]))
+    else:
+        steps.append({"step": "check", "status": "reused", "seconds": 0.0})
+        log(f"[reproduce] check: reusing records under {root / 'checks'}")
+    for name, argv in plan:
+        log(f"[reproduce] w2sg {' '.join(argv)}")
+        t0 = time.perf_counter()
+        rc = _subcommand(argv)
+        dt = time.perf_counter() - t0
+        status = "missing" if rc is None else ("ok" if rc == 0 else f"exit {rc}")
+        if rc is None:
+            log(f"[reproduce] `w2sg {name}` is not installed in this checkout; skipped")
+        steps.append({"step": name, "status": status, "seconds": round(dt, 1)})
+    log("[reproduce] w2sg figs")
+    t0 = time.perf_counter()
+    results = build_all(root)
+    steps.append({"step": "figs", "status": "ok", "seconds": round(time.perf_counter() - t0, 1)})
+    return {"steps": steps, "figures": results}
+
+
+def cmd_reproduce(args) -> int:
+    root = _root(args.out)
+    t0 = time.perf_counter()
+    out = reproduce(root, args.quick, args.redo_checks, args.skip_runs,
+                    log=(lambda *_: None) if args.json else print)
+    if not args.json:
+        for s in out["steps"]:
+            print(f"[reproduce] {s['step']:6s} {s['status']:8s} {s['seconds']:7.1f} s")
+    rc = _report(out["figures"], root, time.perf_counter() - t0, args.json)
+    bad = [s for s in out["steps"] if s["status"] not in ("ok", "reused")]
+    return rc or (1 if bad else 0)

@@ -1,0 +1,48 @@
+"""Cost: time and peak memory per training step of each loss vs CE and the
+auxiliary-confidence baseline (``w2sg bench`` records)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import aggregate, readers, style
+from .common import FigureResult, files, skipped
+
+NAME = "cost_per_step"
+TITLE = "Cost per training step of each loss vs CE and the aux-confidence baseline"
+
+
+def make(root, figures_dir) -> FigureResult:
+    rows = readers.read_bench(root)
+    if not rows:
+        return skipped(NAME, TITLE, f"no bench records under {rows.folder} (run `w2sg bench`)")
+    losses = style.order_losses(r["loss"] for r in rows)
+    has_mem = any(r["peak_mb"] is not None for r in rows)
+    fig, axes = style.new_figure(ncols=2 if has_mem else 1,
+                                 width=2 * style.COLUMN_WIDTH if has_mem else style.COLUMN_WIDTH, height=2.6)
+    summary = {}
+    for j, (key, ylabel) in enumerate((("step_ms", "ms per training step"), ("peak_mb", "peak memory (MiB)"))):
+        if key == "peak_mb" and not has_mem:
+            continue
+        ax = axes[0, j]
+        for i, l in enumerate(losses):
+            m, s, n = aggregate.mean_std(r[key] for r in rows if r["loss"] == l)
+            kw = style.line_kw(l)
+            ax.bar(i, m, yerr=s if n > 1 else None, color=kw["color"], alpha=0.7,
+                   hatch="///" if l == "kl" else None, edgecolor=kw["color"])
+            summary.setdefault(l, {})[key] = m
+        ce = summary.get("ce", {}).get(key)
+        if ce:
+            ax.axhline(ce, color="#000000", ls=":", lw=0.8)
+        ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
+        ax.set_ylabel(ylabel)
+    if "ce" in summary:
+        for l in summary:
+            if summary["ce"].get("step_ms"):
+                summary[l]["time_vs_ce"] = summary[l]["step_ms"] / summary["ce"]["step_ms"]
+    devices = sorted({r["device"] for r in rows})
+    fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} bench records", fontsize=7)
+    caption = ("Cost. Time (and peak memory where recorded) per training step of each loss, "
+               "mean ± std over repeats; dotted line: CE. f-divergence losses need no auxiliary "
+               f"model. Values: {summary}")
+    paths = style.save_figure(fig, figures_dir, NAME, caption, list(rows.sources))
+    return FigureResult(NAME, TITLE, "made", "", files(paths), list(rows.sources), summary)

@@ -1,0 +1,140 @@
+"""paper_figs: readers, aggregation (values by hand), figure files, captions, legend order."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from paper_figs import aggregate, readers, style
+from paper_figs.build import build_all, figure_names
+
+from . import synthetic as syn
+
+
+@pytest.fixture
+def root(tmp_path):
+    r = tmp_path / "results"
+    syn.write_runs(r)
+    syn.write_checks(r)
+    syn.write_bench(r)
+    return r
+
+
+def test_legend_order_is_the_papers():
+    assert style.order_losses(["tv", "reverse_kl", "ce", "js", "kl", "zzz", "pearson",
+                               "hellinger", "jeffreys"]) == \
+        ["ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv", "zzz"]
+    kl = style.line_kw("kl")
+    assert kl["ls"] != "-" and kl["markerfacecolor"] == "none"  # visible over CE
+    assert style.COLORS["kl"] != style.COLORS["ce"]
+
+
+def test_reader_rows(root):
+    rows = readers.read_runs(root)
+    assert len(rows) == len(syn.LOSSES) * len(syn.NOISES) * len(syn.SEEDS)
+    r = next(r for r in rows if r["loss"] == "pearson" and r["noise"] == 0.4 and r["seed"] == 2)
+    assert r["task"] == "toy_task" and r["pair"] == "weakling→strongling"
+    assert r["acc"] == pytest.approx(syn.acc_of("pearson", 0.4, 2))
+    assert r["weak_acc"] == 0.58 and r["ceiling_acc"] == 0.78
+    assert all(s.startswith("runs/") for s in rows.sources)
+
+
+def test_reader_skips_bad_records(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "broken.json").write_text("{not json")
+    (tmp_path / "runs" / "other.json").write_text(json.dumps({"hello": 1}))
+    rows = readers.read_runs(tmp_path)
+    assert len(rows) == 0 and rows.skipped == 2
+
+
+def test_pgr_computed_when_absent(tmp_path):
+    from experiments.records import write_record
+    write_record(tmp_path / "runs" / "a.json", {"task": "t", "loss": "ce", "noise": 0, "seed": 0,
+                                                "acc": 0.7, "weak_acc": 0.6, "ceiling_acc": 0.8})
+    (row,) = readers.read_runs(tmp_path)
+    assert row["pgr"] == pytest.approx(0.5)
+
+
+def test_mean_std_and_pgr_by_hand(root):
+    rows = readers.read_runs(root)
+    acc = aggregate.summarize(rows, "acc")
+    key = ("toy_task", "weakling→strongling", "ce", 0.0)
+    vals = [syn.acc_of("ce", 0.0, s) for s in syn.SEEDS]  # 0.69, 0.70, 0.71
+    m, s, n = acc[key]
+    assert n == 3 and m == pytest.approx(0.70) and s == pytest.approx(0.01)
+    assert s == pytest.approx(np.std(vals, ddof=1))
+    pgr = aggregate.summarize(rows, "pgr")
+    by_hand = [(syn.acc_of("ce", 0.0, s) - syn.WEAK[s]) / (syn.CEIL[s] - syn.WEAK[s]) for s in syn.SEEDS]
+    # (0.69−0.60)/0.20 = 0.45, (0.70−0.62)/0.20 = 0.40, (0.71−0.58)/0.20 = 0.65
+    assert by_hand == pytest.approx([0.45, 0.40, 0.65])
+    assert pgr[key][0] == pytest.approx(0.5)
+    refs = aggregate.references(rows)[("toy_task", "weakling→strongling")]
+    assert refs["weak"][0] == pytest.approx(0.60) and refs["ceiling"][0] == pytest.approx(0.80)
+
+
+def test_noise_drop_by_hand(root):
+    drops = aggregate.noise_drop(readers.read_runs(root))
+    d, se, hi = drops[("toy_task", "weakling→strongling", "pearson")]
+    assert d == pytest.approx(0.04) and hi == 0.4
+    assert se == pytest.approx(math.sqrt(2 * 0.01 ** 2 / 3))
+
+
+def test_aggregate_pgr_helper():
+    assert aggregate.pgr(0.7, 0.6, 0.8) == pytest.approx(0.5)
+    assert math.isnan(aggregate.pgr(0.7, 0.6, 0.6))
+    assert aggregate.mean_std([]) [2] == 0
+
+
+def test_check_readers(root):
+    checks = readers.read_checks(root)
+    assert set(checks) == {"C4", "C5", "C6"}
+    assert len(readers.c4_points(checks["C4"])) == 4
+    assert len(readers.c6_points(checks["C6"])) == 3
+    cex = readers.read_counterexamples(root)
+    assert len(cex) == 1 and cex[0]["counterexample"] and cex[0]["generator"] == "pearson"
+    bench = readers.read_bench(root)
+    assert {r["loss"] for r in bench} == {"ce", "pearson", "aux_conf"}
+
+
+def test_build_all_writes_every_figure_with_captions(root):
+    from paper_figs import fig_main
+    results = {r.name: r for r in build_all(root)}
+    assert set(results) == set(figure_names())
+    for name, r in results.items():
+        assert r.status == "made", (name, r.message)
+        for ext in ("png", "pdf", "txt"):
+            assert (root / "figures" / f"{name}.{ext}").stat().st_size > 0
+    cap = (root / "figures" / "main_accuracy_vs_noise.txt").read_text()
+    assert "runs/toy_task-ce-0.0-0.json" in cap and "Made from" in cap
+    assert "checks/C4.json" in (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
+    assert "checks/counterexamples/c5-pearson-7.json" in \
+        (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
+    assert "bench/bench.json" in (root / "figures" / "cost_per_step.txt").read_text()
+    assert "theory/" in (root / "figures" / "c3_joint_range.txt").read_text()
+    # the main figure plots the losses in the paper's legend order
+    assert fig_main.compute(readers.read_runs(root))["losses"] == ["ce", "kl", "pearson", "reverse_kl"]
+    assert results["c4_c5_bounds_vs_measured"].summary["C5"]["counterexamples_by_generator"]["pearson"] == 1
+    assert results["c4_c5_bounds_vs_measured"].summary["C4"]["inside_interval"] == 4
+    index = json.loads((root / "figures" / "index.json").read_text())
+    assert [i["name"] for i in index] == figure_names()
+
+
+def test_missing_records_skip_with_message(tmp_path):
+    results = {r.name: r for r in build_all(tmp_path)}
+    assert results["main_accuracy_vs_noise"].status == "skipped"
+    assert "w2sg run" in results["main_accuracy_vs_noise"].message
+    assert results["c6_sample_complexity"].status == "skipped"
+    assert results["cost_per_step"].status == "skipped"
+    assert results["c3_joint_range"].status == "made"  # theory figures need no records
+    assert not (tmp_path / "figures" / "main_accuracy_vs_noise.png").exists()
+
+
+def test_cli_figs_json_and_errors(root, capsys):
+    from w2sg.cli import main
+    assert main(["figs", "--out", str(root), "--json", "--only", "c2_local_equivalence"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in out["figures"]] == ["c2_local_equivalence"]
+    assert main(["figs", "--out", str(root), "--only", "nope"]) == 2
+    assert "unknown figure" in capsys.readouterr().err
