@@ -77,15 +77,23 @@ def fit_head(loss, H, W, weights=None, l2: float = 0.0, theta0=None, seed: int =
         theta0: start (default: ``seed``-drawn small normal).
         optimizer: ``"lbfgs"`` or ``"gd"`` (``steps`` plain gradient steps of size ``lr``).
     """
-    torch.set_default_dtype(torch.float64)
-    H = torch.as_tensor(np.asarray(H, float))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny problems: thread start-up dominates (5 ms per op on 2 cores)
+    try:
+        return _fit(loss, H, W, weights, l2, theta0, seed, max_iter, grad_tol, optimizer, lr, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(loss, H, W, weights, l2, theta0, seed, max_iter, grad_tol, optimizer, lr, steps):
+    H = torch.as_tensor(np.asarray(H, float), dtype=torch.float64)
     W_np = np.asarray(W, float)
-    W = torch.as_tensor(np.clip(W_np, 1e-300, 1.0))
+    W = torch.as_tensor(np.clip(W_np, 1e-300, 1.0), dtype=torch.float64)
     n, d = H.shape
-    wts = torch.as_tensor(np.full(n, 1.0 / n) if weights is None else np.asarray(weights, float))
+    wts = torch.as_tensor(np.full(n, 1.0 / n) if weights is None else np.asarray(weights, float), dtype=torch.float64)
     if theta0 is None:
         theta0 = np.random.default_rng(seed).normal(0, 0.01, d)
-    theta = torch.tensor(np.asarray(theta0, float), requires_grad=True)
+    theta = torch.tensor(np.asarray(theta0, float), dtype=torch.float64, requires_grad=True)
     zero_mask = torch.as_tensor(W_np > 0)
     Wm = torch.where(zero_mask, W, torch.zeros_like(W))
 
