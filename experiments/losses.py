@@ -6,7 +6,7 @@ Convention (``shared/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, stron
 (:func:`theory.codegen.logratio_torch`); no formula is retyped here.
 
 Stability. ``l`` is clamped to ``[−Lc, Lc]`` (``Lc = 30`` in float32, ``200`` in float64)
-and ``g`` is continued linearly outside with the slopes ``g'(±Lc)`` evaluated from the
+and ``g`` is continued linearly outside (``torch.where``, no cancellation in the backward pass) with the slopes ``g'(±Lc)`` evaluated from the
 symbolic derivative :func:`theory.codegen.logratio_grad_expr`.  Inside the clamp the value
 is exact; for generators whose ``g`` is linear in a tail (``kl`` in both, ``jeffreys``
 as ``l → −∞``) it is exact everywhere, and for the others it keeps values and gradients
@@ -108,8 +108,36 @@ def _clamp_limit(dtype: torch.dtype) -> float:
     return 200.0 if dtype == torch.float64 else 30.0
 
 
+#: (weak tensor, its version, key) → (w, log w): weak labels are validated, smoothed and
+#: logged once per dataset, not per training step (see :func:`_prepared_weak`).
+_WEAK_CACHE: dict = {}
+
+
+def _prepared_weak(weak_probs, k, dtype, device, smoothing):
+    """``(w, log w)`` for :func:`fdiv_loss`, memoised on the weak-label tensor itself.
+
+    A hit requires the same tensor object, unchanged (``_version``: any in-place write
+    invalidates), same storage, shape, dtype, device and smoothing; numpy input and
+    tensors that require grad are prepared every call.  At most 8 entries are kept.
+    """
+    cacheable = isinstance(weak_probs, torch.Tensor) and not weak_probs.requires_grad
+    if cacheable:
+        key = (id(weak_probs), weak_probs._version, weak_probs.data_ptr(), tuple(weak_probs.shape),
+               weak_probs.dtype, str(weak_probs.device), k, dtype, str(device), smoothing)
+        hit = _WEAK_CACHE.get(key)
+        if hit is not None and hit[0] is weak_probs:
+            return hit[1], hit[2]
+    w = prepare_weak(weak_probs, k, dtype, device, smoothing)
+    log_w = torch.log(w)
+    if cacheable:
+        if len(_WEAK_CACHE) >= 8:
+            _WEAK_CACHE.pop(next(iter(_WEAK_CACHE)))
+        _WEAK_CACHE[key] = (weak_probs, w, log_w)
+    return w, log_w
+
+
 def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-6,
-              reduction: str = "mean") -> torch.Tensor:
+              reduction: str = "mean", fused: bool = True) -> torch.Tensor:
     """Mean over the batch of ``D_f(softmax(strong_logits) ‖ weak_probs)``.
 
     Args:
@@ -119,13 +147,26 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
             (``"(t-1)**2/(t+1)"``) or a :class:`theory.Generator`.
         smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
+        fused: use the generated fused kernel :func:`theory.codegen.fdiv_kernel_torch`
+            (same values; analytic gradient; weak labels prepared once per tensor).
+            ``False`` is the reference path (autograd through the generated ``g``), also
+            taken automatically when ``weak_probs`` requires grad.  The fused kernel is
+            not twice differentiable: pass ``fused=False`` for Hessians.
     """
     spec = f.name if hasattr(f, "expr") and f.is_named else (f.text if hasattr(f, "expr") else f)
-    _, g, slopes = _compiled(spec)
+    gen, g, slopes = _compiled(spec)
     logits = as_multiclass_logits(strong_logits)
     if not logits.is_floating_point():
         logits = logits.float()
     k = logits.shape[1]
+    if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
+        from theory.codegen import fdiv_kernel_torch
+        w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+        if w.shape[0] != logits.shape[0]:
+            raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+        lc_val = _clamp_limit(logits.dtype)
+        kernel = fdiv_kernel_torch(gen, lc_val, slopes[lc_val])
+        return _reduce(kernel(logits, w, log_w), reduction)
     w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
     if w.shape[0] != logits.shape[0]:
         raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
@@ -135,8 +176,11 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
     lc_val = _clamp_limit(logits.dtype)
     lo, hi = slopes[lc_val]
     lc = l.clamp(-lc_val, lc_val)
-    delta = l - lc
-    per_class = g(lc) + lo * delta.clamp(max=0) + hi * delta.clamp(min=0)
+    # Linear tails through torch.where, so the backward pass never adds and subtracts the
+    # (possibly huge) tail slopes: an unselected branch contributes an exact zero.
+    zero = torch.zeros_like(l)
+    per_class = (g(lc) + torch.where(l < -lc_val, lo * (l + lc_val), zero)
+                 + torch.where(l > lc_val, hi * (l - lc_val), zero))
     per_example = (w * per_class).sum(dim=-1)
     return _reduce(per_example, reduction)
 
