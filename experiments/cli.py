@@ -1,0 +1,167 @@
+"""``w2sg run``: sweeps of real weak-to-strong runs (flags and/or a TOML config)."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["register", "resolve_sweep"]
+
+_CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
+                "pool", "sizes", "max_length", "train", "weak_train")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run weak-to-strong training sweeps (one JSON record per run)",
+        description="Weak supervisor → weak labels (+ label noise) → strong student per loss; "
+                    "records under <out>/runs/. Finished runs are skipped (resume).")
+    p.add_argument("--config", help="TOML file with any of: " + ", ".join(_CONFIG_KEYS))
+    p.add_argument("--tasks", nargs="+", help="tasks (fortunes_pairs vader_pairs vader_cls[:SET])")
+    p.add_argument("--weak", nargs="+", help="weak models (minilm-l6-layer0 minilm-l3)")
+    p.add_argument("--losses", nargs="+", help="losses: ce, aux_conf, product, a generator name, "
+                   "alpha:a or an expression in t (default: ce kl pearson hellinger js jeffreys reverse_kl tv)")
+    p.add_argument("--noise", nargs="+", type=float, help="label-noise levels (default 0 0.1 0.2 0.3 0.4)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
+    p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
+    p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
+    p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+
+def _usage(msg: str):
+    from w2sg.cli import UsageError
+    return UsageError(msg)
+
+
+def _load_toml(path: str) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise _usage(f"config file {path!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _usage(f"config file {path!r} is not valid TOML: {exc}") from None
+    data = data.get("run", data)
+    bad = sorted(set(data) - set(_CONFIG_KEYS))
+    if bad:
+        import difflib
+        hint = "; ".join(f"{b!r}: did you mean {difflib.get_close_matches(b, _CONFIG_KEYS, 1)[0]!r}?"
+                         for b in bad if difflib.get_close_matches(b, _CONFIG_KEYS, 1))
+        raise _usage(f"unknown key(s) {bad} in {path}; valid keys: {', '.join(_CONFIG_KEYS)}"
+                     + (f" ({hint})" if hint else ""))
+    return data
+
+
+def _writable(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".w2sg-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise _usage(f"{what} {str(folder)!r} is not writable ({exc.strerror or exc}); "
+                     f"choose another with {'--out' if what == 'results folder' else 'W2SG_CACHE'}") from None
+
+
+def resolve_sweep(args) -> tuple[dict, dict]:
+    """Merge defaults, ``--quick``, the TOML config and flags (flags win); validate.
+
+    Returns ``(sweep, options)`` with options ``out`` and ``workers``.
+    """
+    from .runner import DEFAULT_SWEEP, QUICK_SWEEP
+    cfg = _load_toml(args.config) if getattr(args, "config", None) else {}
+    quick = bool(args.quick or cfg.get("quick", False))
+    sweep = {k: (dict(v) if isinstance(v, dict) else (list(v) if isinstance(v, list) else v))
+             for k, v in (QUICK_SWEEP if quick else DEFAULT_SWEEP).items()}
+    for key in sweep:
+        if key in cfg:
+            if isinstance(sweep[key], dict):
+                if not isinstance(cfg[key], dict):
+                    raise _usage(f"config key {key!r} must be a table")
+                bad = sorted(set(cfg[key]) - set(sweep[key]))
+                if bad:
+                    raise _usage(f"unknown key(s) {bad} in [{key}]; valid: {', '.join(sweep[key])}")
+                sweep[key].update(cfg[key])
+            else:
+                sweep[key] = cfg[key]
+    for key in ("tasks", "weak", "losses", "noise", "seeds", "pool"):
+        value = getattr(args, key, None)
+        if value is not None:
+            sweep[key] = value
+    for key in ("tasks", "weak", "losses", "noise"):
+        if isinstance(sweep[key], (str, int, float)):
+            sweep[key] = [sweep[key]]
+    _validate(sweep)
+    out = args.out or cfg.get("out")
+    workers = args.workers if args.workers is not None else int(cfg.get("workers", 2))
+    if workers < 1:
+        raise _usage(f"--workers must be at least 1, got {workers}")
+    return sweep, {"out": out, "workers": workers}
+
+
+def _validate(sweep: dict) -> None:
+    from .data.tasks import parse_task
+    from .embed import MODELS, STRONG_MODELS, WEAK_MODELS
+    for t in sweep["tasks"]:
+        try:
+            parse_task(str(t))
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+    for w in sweep["weak"]:
+        if w not in WEAK_MODELS:
+            raise _usage(f"unknown weak model {w!r}; valid: {', '.join(WEAK_MODELS)}")
+    if sweep["strong"] not in STRONG_MODELS:
+        raise _usage(f"unknown strong model {sweep['strong']!r}; valid: {', '.join(STRONG_MODELS)}")
+    from .losses import make_loss
+    for loss in sweep["losses"]:
+        try:
+            make_loss(str(loss))
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+    for p in sweep["noise"]:
+        if not isinstance(p, (int, float)) or not 0 <= p <= 0.5:
+            raise _usage(f"noise levels must be numbers in [0, 0.5], got {p!r}")
+    if not isinstance(sweep["seeds"], int) or sweep["seeds"] < 1:
+        raise _usage(f"seeds must be a positive integer, got {sweep['seeds']!r}")
+    if sweep["pool"] is not None and (not isinstance(sweep["pool"], int) or sweep["pool"] < 200):
+        raise _usage(f"pool must be an integer ≥ 200, got {sweep['pool']!r}")
+    _ = MODELS
+
+
+def _run(args) -> int:
+    import json
+    import time
+    from w2sg.cli import emit
+    from .data.sources import DataUnavailable, data_cache
+    from .records import results_root
+    from .runner import expand, format_summary, run_sweep, summarize
+    sweep, opts = resolve_sweep(args)
+    root = results_root(opts["out"])
+    refs, runs = expand(sweep)
+    if args.dry_run:
+        emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
+             args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
+        return 0
+    _writable(root / "runs", "results folder")
+    _writable(data_cache() / "embeddings", "cache folder")
+    t0 = time.perf_counter()
+    try:
+        info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json)
+    except DataUnavailable as exc:
+        raise _usage(str(exc)) from None
+    rows = summarize(sweep, root)
+    info["wall_s"] = time.perf_counter() - t0
+    emit({"info": info, "summary": rows}, args.json,
+         format_summary(rows) + f"\n{info['executed']} executed, {info['skipped']} skipped "
+         f"(already recorded); {info['wall_s']:.1f} s; records in {root}/runs/")
+    return 0

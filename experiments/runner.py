@@ -1,0 +1,274 @@
+"""Sweeps of W2SG runs: expansion, records, resume, local parallelism.
+
+Every run is described by a JSON-able *config* and executed by a pure-ish function
+(:func:`execute_run` / :func:`execute_reference`) that reads only the config, the embedding
+cache and the reference outputs, and returns the record; a later backend (Ray) can
+dispatch the same functions.  Records go to::
+
+    <results root>/runs/reference/<task>/<weak>/seed<S>-<hash>.json   weak supervisor + ceiling
+    <results root>/runs/reference/<task>/<weak>/seed<S>-<hash>.npz    its weak soft labels
+    <results root>/runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   one W2S run
+
+A run whose record exists is skipped (resume); records are written atomically.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import config_hash, read_record, results_root, write_record
+
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "SWEEP_KEYS", "expand", "reference_config",
+           "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep",
+           "prepare_features", "summarize", "format_summary"]
+
+DEFAULT_SWEEP: dict[str, Any] = {
+    "tasks": ["fortunes_pairs", "vader_pairs", "vader_cls"],
+    "weak": ["minilm-l6-layer0", "minilm-l3"],
+    "strong": "minilm-l6",
+    "losses": ["ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv"],
+    "noise": [0.0, 0.1, 0.2, 0.3, 0.4],
+    "seeds": 3,
+    "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
+    "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
+    "max_length": 128,
+    "train": {"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20},
+    "weak_train": {"steps": 300, "lr": 0.01, "weight_decay": 0.1, "eval_every": 0},
+}
+#: The quick sweep (< 3 minutes from a cold embedding cache): one task, one weak model.
+QUICK_SWEEP: dict[str, Any] = {
+    **DEFAULT_SWEEP,
+    "tasks": ["vader_cls"],
+    "weak": ["minilm-l6-layer0"],
+    "losses": ["ce", "reverse_kl", "hellinger", "tv"],
+    "noise": [0.0, 0.2],
+    "seeds": 1,
+}
+SWEEP_KEYS = tuple(DEFAULT_SWEEP)
+
+
+def _slug(text: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        return text.replace(":", "-")
+    return "expr-" + config_hash({"x": text})[:8]
+
+
+def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Reference configs (one per task, weak model, seed) and run configs (× loss × noise)."""
+    refs, runs = [], []
+    for task in sweep["tasks"]:
+        for weak in sweep["weak"]:
+            for seed in range(int(sweep["seeds"])):
+                base = {"task": task, "weak": weak, "strong": sweep["strong"], "seed": seed,
+                        "pool": sweep["pool"], "sizes": dict(sweep["sizes"]),
+                        "max_length": sweep["max_length"], "train": dict(sweep["train"]),
+                        "weak_train": dict(sweep["weak_train"])}
+                refs.append({"kind": "reference", **base})
+                for loss in sweep["losses"]:
+                    for noise in sweep["noise"]:
+                        runs.append({"kind": "run", **base, "loss": loss, "noise": float(noise)})
+    return refs, runs
+
+
+def reference_config(run_config: dict) -> dict:
+    cfg = {k: copy.deepcopy(v) for k, v in run_config.items() if k not in ("loss", "noise")}
+    cfg["kind"] = "reference"
+    return cfg
+
+
+def reference_path(config: dict, root: Path) -> Path:
+    cfg = reference_config(config)
+    return (Path(root) / "runs" / "reference" / _slug(cfg["task"]) / cfg["weak"]
+            / f"seed{cfg['seed']}-{config_hash(cfg)}.json")
+
+
+def run_path(config: dict, root: Path) -> Path:
+    return (Path(root) / "runs" / _slug(config["task"]) / config["weak"] / _slug(config["loss"])
+            / f"noise{config['noise']:g}-seed{config['seed']}-{config_hash(config)}.json")
+
+
+def _task(config: dict):
+    from .data import build_task
+    return build_task(config["task"], config["seed"], pool=config.get("pool"), sizes=config.get("sizes"))
+
+
+def _train_cfg(d: dict):
+    from .pipeline import TrainConfig
+    return TrainConfig(**d)
+
+
+def prepare_features(config: dict, quiet: bool = True) -> None:
+    """Compute (or find in the cache) the strong and weak features a config needs."""
+    from .embed import features
+    task = _task(config)
+    for model in (config["strong"], config["weak"]):
+        features(task, model, config["max_length"], quiet=quiet)
+
+
+def execute_reference(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> dict:
+    """Weak supervisor + strong ceiling for one reference config; writes JSON + npz."""
+    from .embed import features
+    from .pipeline import reference_outputs
+    import experiments.pipeline as P
+    t0 = time.perf_counter()
+    cfg = reference_config(config)
+    task = _task(cfg)
+    S = features(task, cfg["strong"], cfg["max_length"])
+    W = features(task, cfg["weak"], cfg["max_length"])
+    t1 = time.perf_counter()
+    old = P.WEAK_TRAIN
+    P.WEAK_TRAIN = _train_cfg(cfg["weak_train"])
+    try:
+        arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]))
+    finally:
+        P.WEAK_TRAIN = old
+    record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
+              "task": cfg["task"], "weak": cfg["weak"], "strong": cfg["strong"], "seed": cfg["seed"],
+              **part, "splits": task.info}
+    record["timings"]["features_s"] = t1 - t0
+    record["timings"]["total_s"] = time.perf_counter() - t0
+    if write:
+        path = reference_path(cfg, results_root(root))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path.with_suffix(".npz"))
+        write_record(path, record)
+    return record
+
+
+def _load_reference(config: dict, root) -> tuple[dict, dict]:
+    path = reference_path(config, results_root(root))
+    npz = path.with_suffix(".npz")
+    if not (path.exists() and npz.exists()):
+        execute_reference(config, root)
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    return read_record(path), arrays
+
+
+def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> dict:
+    """One W2S run: load (or compute) its reference, train the student, return the record."""
+    from .embed import features
+    from .pipeline import pgr, train_student
+    t0 = time.perf_counter()
+    ref, arrays = _load_reference(config, root)
+    task = _task(config)
+    S = features(task, config["strong"], config["max_length"])
+    m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
+                            config["noise"], config["seed"], _train_cfg(config["train"]))
+    m["pgr"] = pgr(m["acc"], ref["weak"]["acc"], ref["ceiling"]["acc"])
+    rel = reference_path(config, Path("."))
+    record = {
+        "kind": "run", "config": config, "config_hash": config_hash(config),
+        "task": config["task"], "weak": config["weak"], "strong": config["strong"],
+        "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
+        "metrics": m,
+        "reference": {"weak": ref["weak"], "ceiling": ref["ceiling"], "gap": ref["gap"],
+                      "record": str(rel)},
+        "ceiling_split": ref["ceiling_split"],
+        "splits": ref["splits"],
+        "train_info": {k: v for k, v in info.items() if k != "train_s"},
+        "timings": {"train_s": info["train_s"], "total_s": time.perf_counter() - t0},
+    }
+    if write:
+        write_record(run_path(config, results_root(root)), record)
+    return record
+
+
+def _worker_init():
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _dispatch(job):
+    kind, config, root = job
+    fn = execute_reference if kind == "reference" else execute_run
+    fn(config, root)
+    return kind
+
+
+def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False) -> dict:
+    """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones."""
+    from tqdm.auto import tqdm
+    root = results_root(root)
+    t0 = time.perf_counter()
+    refs, runs = expand(sweep)
+    seen = set()
+    for ref in refs:  # one embedding pass per (task pool, model)
+        key = (ref["task"], ref["weak"], ref["pool"], ref["max_length"])
+        if key not in seen:
+            seen.add(key)
+            prepare_features(ref, quiet=quiet)
+    t_feat = time.perf_counter() - t0
+    todo_refs = [r for r in refs if not reference_path(r, root).exists()
+                 or not reference_path(r, root).with_suffix(".npz").exists()]
+    todo_runs = [r for r in runs if not run_path(r, root).exists()]
+    skipped = len(refs) - len(todo_refs) + len(runs) - len(todo_runs)
+    jobs = [("reference", r, str(root)) for r in todo_refs]
+    run_jobs = [("run", r, str(root)) for r in todo_runs]
+    bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
+    try:
+        if workers <= 1 or len(jobs) + len(run_jobs) <= 1:
+            _worker_init()
+            for job in jobs + run_jobs:
+                _dispatch(job)
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_worker_init) as pool:
+                for phase in (jobs, run_jobs):  # references first: runs read them
+                    for _ in pool.imap_unordered(_dispatch, phase, chunksize=1):
+                        bar.update(1)
+    finally:
+        bar.close()
+    return {"root": str(root), "references": len(refs), "runs": len(runs),
+            "executed": len(jobs) + len(run_jobs), "skipped": skipped,
+            "features_s": t_feat, "total_s": time.perf_counter() - t0}
+
+
+def summarize(sweep: dict, root=None) -> list[dict]:
+    """Mean (± sd over seeds) weak / ceiling / w2s accuracy and PGR per (task, weak, loss, noise)."""
+    root = results_root(root)
+    _, runs = expand(sweep)
+    groups: dict[tuple, list[dict]] = {}
+    for cfg in runs:
+        path = run_path(cfg, root)
+        if path.exists():
+            rec = read_record(path)
+            groups.setdefault((cfg["task"], cfg["weak"], cfg["loss"], cfg["noise"]), []).append(rec)
+    rows = []
+    for (task, weak, loss, noise), recs in groups.items():
+        acc = np.array([r["metrics"]["acc"] for r in recs])
+        pg = np.array([r["metrics"]["pgr"] for r in recs])
+        rows.append({"task": task, "weak": weak, "loss": loss, "noise": noise, "n_seeds": len(recs),
+                     "weak_acc": float(np.mean([r["reference"]["weak"]["acc"] for r in recs])),
+                     "ceiling_acc": float(np.mean([r["reference"]["ceiling"]["acc"] for r in recs])),
+                     "w2s_acc": float(acc.mean()), "w2s_acc_sd": float(acc.std()),
+                     "pgr": float(np.nanmean(pg)) if np.isfinite(pg).any() else float("nan"),
+                     "agreement_weak": float(np.mean([r["metrics"]["agreement_weak"] for r in recs])),
+                     "ece": float(np.mean([r["metrics"]["ece"] for r in recs])),
+                     "auroc": float(np.mean([r["metrics"]["auroc"] for r in recs]))})
+    return rows
+
+
+def format_summary(rows: list[dict]) -> str:
+    if not rows:
+        return "(no finished runs)"
+    lines = [f"{'task':<15} {'weak':<17} {'loss':<11} {'noise':>5} {'weak':>6} {'ceil':>6} "
+             f"{'w2s':>6} {'PGR':>6}"]
+    for r in rows:
+        lines.append(f"{r['task']:<15} {r['weak']:<17} {r['loss'][:11]:<11} {r['noise']:>5.2f} "
+                     f"{r['weak_acc']:>6.3f} {r['ceiling_acc']:>6.3f} {r['w2s_acc']:>6.3f} {r['pgr']:>6.2f}")
+    return "\n".join(lines)
