@@ -31,6 +31,13 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("LLM path (GPT-2 family, HH-RLHF / CAI-Harmless; needs a hub or local files)")
+    g.add_argument("--llm", nargs=2, metavar=("WEAK", "STRONG"),
+                   help="weak and strong LMs (hub ids such as gpt2 gpt2-medium, or local folders)")
+    g.add_argument("--llm-data", default="hh-rlhf-harmless",
+                   help="hh-rlhf, hh-rlhf-harmless, cai-harmless, a hub id, or a local JSONL {chosen, rejected}")
+    g.add_argument("--llm-n", type=int, default=2000, help="number of pairs (default 2000)")
+    g.add_argument("--device", default="auto", help="cpu, cuda or auto (bf16 on CUDA when supported)")
     p.set_defaults(func=_run)
 
 
@@ -147,6 +154,8 @@ def _run(args) -> int:
     from .runner import expand, format_summary, run_sweep, summarize
     sweep, opts = resolve_sweep(args)
     root = results_root(opts["out"])
+    if getattr(args, "llm", None):
+        return _run_llm(args, sweep, root)
     refs, runs = expand(sweep)
     if args.dry_run:
         emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
@@ -164,4 +173,24 @@ def _run(args) -> int:
     emit({"info": info, "summary": rows}, args.json,
          format_summary(rows) + f"\n{info['executed']} executed, {info['skipped']} skipped "
          f"(already recorded); {info['wall_s']:.1f} s; records in {root}/runs/")
+    return 0
+
+
+def _run_llm(args, sweep, root) -> int:
+    from w2sg.cli import emit
+    from .llm import run_llm_sweep
+    _writable(root / "runs", "results folder")
+    try:
+        records = run_llm_sweep(args.llm[0], args.llm[1], args.llm_data, sweep["losses"], sweep["noise"],
+                                sweep["seeds"], root, device=args.device, n=args.llm_n,
+                                quiet=args.quiet or args.json)
+    except (ValueError, OSError) as exc:
+        raise _usage(str(exc).splitlines()[0]) from None
+    rows = [{"loss": r["loss"], "noise": r["noise"], "seed": r["seed"], "acc": r["metrics"]["acc"],
+             "pgr": r["metrics"]["pgr"], "weak_acc": r["reference"]["weak"]["acc"],
+             "ceiling_acc": r["reference"]["ceiling"]["acc"]} for r in records]
+    emit(rows, args.json, "\n".join(f"{r['loss']:<11} noise {r['noise']:.2f} seed {r['seed']} "
+                                    f"weak {r['weak_acc']:.3f} ceil {r['ceiling_acc']:.3f} "
+                                    f"w2s {r['acc']:.3f} PGR {r['pgr']:.2f}" for r in rows)
+         + f"\n{len(rows)} LLM runs recorded under {root}/runs/llm/")
     return 0
