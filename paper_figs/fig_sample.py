@@ -41,18 +41,18 @@ def make(root, figures_dir) -> FigureResult:
     ax.set_yscale("log")
     ax.set_xlabel("n (weak-labelled examples)")
     ax.set_ylabel("excess risk R_f(ĝ) − inf R_f")
-    ax.set_title("mean (solid), quantile (—), bound (dashed)", fontsize=6.5)
+    ax.set_title("median (solid), max over draws (—), bound (dashed)", fontsize=6.5)
     ax.legend(frameon=False, fontsize=5)
     for d in deltas:
         axc.axhline(1 - d, color="#999999", ls=":", lw=1, label=f"1 − δ = {1 - d:g}")
     axc.set_xscale("log")
     axc.set_ylim(0, 1.05)
     axc.set_xlabel("n")
-    axc.set_ylabel("coverage (fraction of draws the bound holds)")
+    axc.set_ylabel("coverage")
     axc.set_title(f"coverage — {c6['source']}", fontsize=6.5)
     fig.suptitle("C6 sample complexity — from w2sg check records", fontsize=7)
     caption = ("C6. Left: excess population risk of the ERM head over the best head against the "
-               "number n of weak-labelled examples (mean over repeated draws; dashes: the "
+               "number n of weak-labelled examples (median over repeated draws, bars: the largest draw; dashes: the "
                "high-probability bound 4L_f ℜ_n + 2B_f √(ln(2/δ)/(2n))). Right: fraction of "
                f"draws in which the bound held, against 1 − δ. Data: {summary}")
     paths = style.save_figure(fig, figures_dir, NAME, caption, [c6["source"]])

@@ -104,6 +104,8 @@ def _model_name(x) -> str | None:
 def _run_row(rec: dict, source: str) -> RunRow | None:
     if not isinstance(rec, dict):
         return None
+    if _get(rec, "kind") == "reference":
+        return "reference"
     if _get(rec, "status", default="ok") not in ("ok", "done", "finished", "complete", "completed"):
         return None
     loss = _cfg(rec, "loss", "loss_name")
@@ -154,6 +156,8 @@ def read_runs(root: str | Path) -> ReadResult:
         recs = rec if isinstance(rec, list) else [rec]
         for r in recs:
             row = _run_row(r, _rel(p, root)) if isinstance(r, dict) else None
+            if row == "reference":  # weak/ceiling record: its numbers are copied into each run
+                continue
             if row is None:
                 skipped += 1
                 continue
@@ -189,12 +193,13 @@ def read_checks(root: str | Path) -> dict[str, dict]:
         if "counterexample" in str(p.relative_to(folder)).lower():
             continue
         rec = _load(p)
-        quick_rec = bool(_get(rec, "quick", "config.quick", default=False)) if isinstance(rec, dict) else False
+        quick_rec = (bool(_get(rec, "quick", "config.quick", default=False))
+                     or _get(rec, "mode") == "quick") if isinstance(rec, dict) else False
         written = str(_get(rec, "written_at", default="")) if isinstance(rec, dict) else ""
         for row in _claim_rows(rec):
             claim = row["claim"].upper()
             quick = bool(row.get("quick", quick_rec))
-            key = (not quick, str(row.get("written_at", written)), str(p))
+            key = (bool(row.get("details")), not quick, str(row.get("written_at", written)), str(p))
             if claim not in best or key > best[claim][0]:
                 best[claim] = (key, dict(row, claim=claim, quick=quick, source=_rel(p, root),
                                          details=row.get("details") or {}))
@@ -215,6 +220,7 @@ def read_counterexamples(root: str | Path) -> ReadResult:
         for r in (rec if isinstance(rec, list) else [rec]):
             row = _c5_point(r)
             if row is not None:
+                row["counterexample"] = True  # stored because the search found it failing
                 row["source"] = _rel(p, root)
                 rows.append(row)
                 sources.append(row["source"])
@@ -235,10 +241,29 @@ def _c5_point(r) -> dict | None:
         m = _num(_get(r, "kl_sw_w", "values.kl_sw_w", "kl_strong_weak"))
         if None not in (lhs, w, m):
             gain, misfit = w - lhs, m
+    variant = _get(r, "variant", default="kl")
+    if (gain is None or misfit is None) and isinstance(r.get("instance"), dict) and gen is not None:
+        g = _c5_gaps(str(gen), r["instance"], variant)
+        if g is not None:
+            gain, misfit = g
     if gen is None or gain is None or misfit is None:
         return None
-    return {"generator": str(gen), "gain": gain, "misfit": misfit,
-            "seed": _get(r, "seed"), "counterexample": bool(_get(r, "counterexample", default=gain < misfit))}
+    return {"variant": str(variant), "generator": str(gen), "gain": gain, "misfit": misfit,
+            "seed": _get(r, "seed", "search_seed"), "counterexample": bool(_get(r, "counterexample", default=gain < misfit))}
+
+
+def _c5_gaps(gen: str, inst: dict, variant: str):
+    """``(gain, misfit)`` of a stored C5 instance (``w2sg check`` schema: ``pi, P, lam_star, w``),
+    recomputed with :func:`numerics.checks.c5.gaps` (an exact projection; milliseconds)."""
+    try:
+        from numerics.checks.c5 import gaps
+        from theory import get_generator
+        g = gaps(get_generator(gen), inst["pi"], inst["P"], inst["lam_star"], inst["w"])[variant]
+    except Exception:  # noqa: BLE001 — an unreadable record is skipped, not fatal
+        return None
+    # the claim: lhs ≤ rhs, lhs = D(F*‖F̂), rhs = D(F*‖F_w) − D(F̂‖F_w)
+    # gain in divergence to the truth = D(F*‖F_w) − D(F*‖F̂) = rhs + misfit − lhs
+    return g["rhs"] + g["misfit"] - g["lhs"], g["misfit"]
 
 
 def c4_points(check: dict) -> list[dict]:
@@ -292,7 +317,7 @@ def c5_points(check: dict) -> list[dict]:
 def c6_points(check: dict) -> list[dict]:
     """C6 per ``(generator, n)``: ``{generator, n, excess_mean, excess_q, bound, coverage, delta}``."""
     d = check.get("details") or {}
-    items = _get(d, "per_n", "curves", "rows", "instances", "points", default=None)
+    items = _get(d, "per_n", "coverage", "curves", "rows", "instances", "points", default=None)
     out = []
     if isinstance(items, dict):
         flat = []
@@ -306,7 +331,7 @@ def c6_points(check: dict) -> list[dict]:
         if not isinstance(it, dict):
             continue
         n = _num(_get(it, "n"))
-        ex = _num(_get(it, "excess_mean", "mean_excess", "excess", "excess_risk"))
+        ex = _num(_get(it, "excess_mean", "mean_excess", "excess_median", "excess", "excess_risk"))
         bound = _num(_get(it, "bound", "bound_value", "excess_bound"))
         cov = _num(_get(it, "coverage", "fraction_held", "holds_fraction"))
         if n is None or ex is None:
@@ -314,7 +339,7 @@ def c6_points(check: dict) -> list[dict]:
         out.append({"generator": str(_get(it, "generator", "gen", "f", default="?")), "n": n,
                     "excess_mean": ex,
                     "excess_q": _num(_get(it, "excess_quantile", "excess_q", "excess_q95",
-                                          "quantile")),
+                                          "quantile", "excess_max")),
                     "bound": bound, "coverage": cov,
                     "delta": _num(_get(it, "delta", default=delta))})
     return out
