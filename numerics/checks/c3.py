@@ -43,7 +43,8 @@ def check_pairs(gen, P, Q) -> np.ndarray:
     delta = np.clip(np.array([float(api.tv(p, q)) for p, q in zip(P, Q)]), 0, 1)
     low = api.tight_curve(gen, delta)
     tol = 1e-9 * (1 + np.abs(np.where(np.isfinite(d), d, 0)))
-    slack = d - low + tol
+    with np.errstate(invalid="ignore"):
+        slack = d - low + tol
     return np.where(np.isinf(d) | (delta <= 0), np.maximum(d, 0) + 1.0, slack)
 
 
