@@ -130,7 +130,9 @@ def gaps(gen, pi, P, lam_star, w, lam_hat=None) -> dict:
         a = _risk(g, pi, fstar, w)
         b = _risk(g, pi, fhat, w)
         c = _risk(g, pi, fstar, fhat)
-        out[name] = {"gain_side": a - b, "misfit": b, "lhs": c, "rhs": a - b, "gap": a - b - c}
+        # gain = E D(F*‖F_w) − E D(F*‖F̂) must be ≥ misfit = E D(F̂‖F_w)
+        out[name] = {"truth_weak": a, "truth_strong": c, "gain": a - c, "misfit": b,
+                     "lhs": c, "rhs": a - b, "gap": a - b - c}
     return out
 
 
@@ -174,7 +176,10 @@ def recheck(record: dict) -> dict:
 
 
 def _search(gen, variant, rng, seed, n_random, n_local, local_iter):
-    """Random restarts then Nelder–Mead; returns (best violation, hits, counterexamples)."""
+    """Random restarts then Nelder–Mead.
+
+    Returns ``(best violation, random hits, counterexamples kept, median random-hit violation)``.
+    """
     draws = []
     for i in range(n_random):
         inst = random_instance(rng)
@@ -182,7 +187,7 @@ def _search(gen, variant, rng, seed, n_random, n_local, local_iter):
     draws.sort(key=lambda d: -d[0])
     hits = sum(1 for d in draws if d[0] > CE_TOL)
     hit_v = [d[0] for d in draws if d[0] > CE_TOL]
-    _search.median_hit = float(np.median(hit_v)) if hit_v else None
+    median_hit = float(np.median(hit_v)) if hit_v else None
     found = [{"origin": "random", "draw": d[1], "instance": d[2], "violation": d[0]}
              for d in draws[:2] if d[0] > CE_TOL]
     best = draws[0][0] if draws else -math.inf
@@ -196,7 +201,7 @@ def _search(gen, variant, rng, seed, n_random, n_local, local_iter):
         if v > CE_TOL:
             found.append({"origin": "local", "draw": i, "instance": _unpack(res.x, m, K), "violation": v})
     found.sort(key=lambda d: -d["violation"])
-    return best, hits, found[:3]
+    return best, hits, found[:3], median_hit
 
 
 def check_c5(quick: bool = True, seed: int = 0) -> CheckResult:
@@ -213,7 +218,7 @@ def check_c5(quick: bool = True, seed: int = 0) -> CheckResult:
             inst = random_instance(rng, K=K)
             worst_gap = min(worst_gap, gaps(rkl, **inst)["same_f"]["gap"])
             instances += 1
-    adv_best, _, adv_found = _search(rkl, "same_f", np.random.default_rng(seed + 1), seed + 1,
+    adv_best, _, adv_found, _ = _search(rkl, "same_f", np.random.default_rng(seed + 1), seed + 1,
                                      n_random // 2, n_local, local_iter)
     instances += n_random // 2 + n_local
     theorem_slack = min(worst_gap + TOL, TOL - max(adv_best, 0.0))
@@ -223,18 +228,23 @@ def check_c5(quick: bool = True, seed: int = 0) -> CheckResult:
         gen = get_generator(name)
         for variant in ("same_f", "kl"):
             s = seed * 100 + gi * 2 + (variant == "kl")
-            best, hits, found = _search(gen, variant, np.random.default_rng(s), s,
+            best, hits, found, median_hit = _search(gen, variant, np.random.default_rng(s), s,
                                         n_random, n_local, local_iter)
             instances += n_random + n_local
             search[f"{name}/{variant}"] = {"generator": name, "variant": variant, "search_seed": s,
                                            "random_draws": n_random, "random_hits": hits,
                                            "local_searches": n_local, "local_iterations": local_iter,
                                            "max_violation": best,
-                                           "median_random_hit_violation": _search.median_hit,
+                                           "median_random_hit_violation": median_hit,
                                            "counterexamples_kept": len(found)}
             for j, ce in enumerate(found):
+                inst = ce["instance"]
+                g = gaps(gen, inst["pi"], inst["P"], inst["lam_star"], inst["w"])
                 counterexamples.append({"claim": "C5", "generator": name, "variant": variant,
                                         "search_seed": s, "index": j, **ce,
+                                        "divergence": "reverse_kl (KL(S||W))" if variant == "kl" else name,
+                                        "gain": g[variant]["gain"], "misfit": g[variant]["misfit"],
+                                        "gaps": g,
                                         "recheck": "numerics.checks.c5.recheck(record)"})
     return CheckResult("C5", instances, theorem_slack, status_for(theorem_slack), time.time() - start,
                        {"theorem": {"generator": "reverse_kl", "worst_random_gap": worst_gap,
