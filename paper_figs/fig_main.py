@@ -74,6 +74,6 @@ def make(root, figures_dir) -> FigureResult:
                "on ground truth of the student split). PGR per run, then averaged. "
                f"References: {refs}. Skipped records: {rows.skipped}.")
     paths = style.save_figure(fig, figures_dir, NAME, caption,
-                              [f"{len(rows.sources)} records under {rows.folder}:"] + list(rows.sources))
+                              [f"{len(rows.sources)} records under <results root>/runs/:"] + list(rows.sources))
     return FigureResult(NAME, TITLE, "made", "", files(paths), list(rows.sources),
                         {"accuracy_mean_std": summary, "references": refs})

@@ -83,7 +83,7 @@ def make(root, figures_dir) -> FigureResult:
         ax2.set_title(f"measured ({len(rows.sources)} run records; dots: task×pair)", fontsize=7)
         summary["accuracy_drop_per_panel"] = {f"{k[0]} | {k[1]} | {k[2]}": [round(v[0], 4), round(v[1], 4), v[2]]
                                               for k, v in drops.items()}
-        sources += [f"{len(rows.sources)} records under {rows.folder}:"] + list(rows.sources)
+        sources += [f"{len(rows.sources)} records under <results root>/runs/:"] + list(rows.sources)
     else:
         message = "right panel (measured drop) omitted: no run records with noise 0 and > 0"
     fig.suptitle(TITLE, fontsize=7)

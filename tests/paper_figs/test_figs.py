@@ -138,3 +138,25 @@ def test_cli_figs_json_and_errors(root, capsys):
     assert [f["name"] for f in out["figures"]] == ["c2_local_equivalence"]
     assert main(["figs", "--out", str(root), "--only", "nope"]) == 2
     assert "unknown figure" in capsys.readouterr().err
+
+
+def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkeypatch):
+    from paper_figs import cli
+    calls = []
+    monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
+    out = cli.reproduce(root, quick=True, log=lambda *_: None)
+    assert calls == [["run", "--quick", "--out", str(root)]]  # checks exist: reused
+    assert [s["step"] for s in out["steps"]] == ["check", "run", "figs"]
+    assert out["steps"][0]["status"] == "reused"
+    calls.clear()
+    empty = tmp_path / "empty"
+    out = cli.reproduce(empty, quick=False, log=lambda *_: None)
+    assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)]]
+    assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
+
+
+def test_reproduce_cli_skip_runs(root, capsys):
+    from w2sg.cli import main
+    assert main(["reproduce", "--out", str(root), "--skip-runs", "--quick"]) == 0
+    text = capsys.readouterr().out
+    assert "reused" in text and "7 made" in text
