@@ -9,7 +9,9 @@ from pathlib import Path
 __all__ = ["register", "resolve_sweep"]
 
 _CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
-                "pool", "sizes", "max_length", "train", "weak_train")
+                "pool", "sizes", "max_length", "train", "weak_train", "finetune")
+#: Fine-tuning settings (``--finetune`` or a ``[finetune]`` table): 1 epoch, lr 3e-5, len 64.
+FINETUNE_DEFAULTS = {"epochs": 1, "lr": 3e-5, "batch_size": 16, "max_length": 64}
 
 
 def register(subparsers) -> None:
@@ -28,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
+    p.add_argument("--finetune", action="store_true",
+                   help="fine-tune the whole strong encoder (student and ceiling; slow: small runs only)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -108,6 +112,13 @@ def resolve_sweep(args) -> tuple[dict, dict]:
     for key in ("tasks", "weak", "losses", "noise"):
         if isinstance(sweep[key], (str, int, float)):
             sweep[key] = [sweep[key]]
+    ft = cfg.get("finetune")
+    if getattr(args, "finetune", False) or ft:
+        ft = ft if isinstance(ft, dict) else {}
+        bad = sorted(set(ft) - set(FINETUNE_DEFAULTS))
+        if bad:
+            raise _usage(f"unknown key(s) {bad} in [finetune]; valid: {', '.join(FINETUNE_DEFAULTS)}")
+        sweep["finetune"] = {**FINETUNE_DEFAULTS, **ft}
     _validate(sweep)
     out = args.out or cfg.get("out")
     workers = args.workers if args.workers is not None else int(cfg.get("workers", 2))
@@ -140,8 +151,8 @@ def _validate(sweep: dict) -> None:
             raise _usage(f"noise levels must be numbers in [0, 0.5], got {p!r}")
     if not isinstance(sweep["seeds"], int) or sweep["seeds"] < 1:
         raise _usage(f"seeds must be a positive integer, got {sweep['seeds']!r}")
-    if sweep["pool"] is not None and (not isinstance(sweep["pool"], int) or sweep["pool"] < 200):
-        raise _usage(f"pool must be an integer ≥ 200, got {sweep['pool']!r}")
+    if sweep["pool"] is not None and (not isinstance(sweep["pool"], int) or sweep["pool"] < 50):
+        raise _usage(f"pool must be an integer ≥ 50, got {sweep['pool']!r}")
     _ = MODELS
 
 

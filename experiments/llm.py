@@ -94,7 +94,11 @@ def load_lm(name_or_path: str, device: str = "cpu", bf16: bool | None = None):
     if bf16 is None:
         bf16 = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float32
-    model = AutoModel.from_pretrained(name_or_path, torch_dtype=dtype).to(device).eval()
+    try:
+        model = AutoModel.from_pretrained(name_or_path, dtype=dtype)
+    except TypeError:  # transformers < 4.56 spells it torch_dtype
+        model = AutoModel.from_pretrained(name_or_path, torch_dtype=dtype)
+    model = model.to(device).eval()
     return model, tok
 
 

@@ -187,7 +187,8 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
     return out, info
 
 
-def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = TrainConfig()):
+def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = TrainConfig(),
+                      finetune: dict | None = None):
     """Weak supervisor + strong ceiling for one (task, weak model, seed).
 
     Returns ``(arrays, record_part)``: ``arrays`` holds the weak soft labels on the student
@@ -207,6 +208,10 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
     theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), make_loss("ce"), cfg, bias=bias,
                                   val=(Xs[va], y_s[va]), seed=seed)
     p_ceil = predict(Xt, theta, b)
+    if finetune is not None:  # the ceiling is fine-tuned too, so W2S and ceiling match
+        from .finetune import finetune_predict
+        p_ceil = finetune_predict(task, y_s[tr].astype(float), y_s[va], make_loss("ce"), seed, **finetune)
+        c_info = {"finetune": finetune}
     t2 = time.perf_counter()
     weak_m = metrics(weak["test"], y_t)
     weak_m["acc_student_split"] = accuracy(weak["student"], y_s)
@@ -224,7 +229,8 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
 
 
 def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.ndarray,
-                  loss_name: str, noise: float, seed: int, cfg: TrainConfig = TrainConfig()):
+                  loss_name: str, noise: float, seed: int, cfg: TrainConfig = TrainConfig(),
+                  finetune: dict | None = None):
     """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics."""
     from .losses import make_loss
     loss = make_loss(loss_name)
@@ -241,9 +247,17 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
     t1 = time.perf_counter()
     p = predict(Xt, theta, b)
     p_tr = predict(Xs[tr], theta, b)
+    if finetune is not None:  # whole encoder trained instead of the frozen-feature head
+        from .finetune import finetune_predict
+        p = finetune_predict(task, labels[tr], labels[va], loss, seed, **finetune)
+        info = {"finetune": finetune}
+        t1 = time.perf_counter()
     m = metrics(p, y_t)
     m["agreement_weak"] = float(np.mean((p > 0.5) == (weak_test > 0.5)))
     m["agreement_weak_labels_train"] = float(np.mean((p_tr > 0.5) == (labels[tr] > 0.5)))
+    if finetune is not None:  # the train-split numbers below describe the frozen head only
+        return m | {"noisy_label_acc_train": accuracy(labels[tr], y_s[tr])}, {"train_s": t1 - t0, **info,
+                                                                             "n_flipped": int(flipped.sum())}
     m["acc_on_flipped_train"] = (float(np.mean((p_tr[flipped[tr]] > 0.5) == (y_s[tr][flipped[tr]] == 1)))
                                  if flipped[tr].any() else None)
     m["noisy_label_acc_train"] = accuracy(labels[tr], y_s[tr])

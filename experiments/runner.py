@@ -70,6 +70,8 @@ def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
                         "pool": sweep["pool"], "sizes": dict(sweep["sizes"]),
                         "max_length": sweep["max_length"], "train": dict(sweep["train"]),
                         "weak_train": dict(sweep["weak_train"])}
+                if sweep.get("finetune"):  # only present when used: frozen-head hashes unchanged
+                    base["finetune"] = dict(sweep["finetune"])
                 refs.append({"kind": "reference", **base})
                 for loss in sweep["losses"]:
                     for noise in sweep["noise"]:
@@ -126,7 +128,8 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     old = P.WEAK_TRAIN
     P.WEAK_TRAIN = _train_cfg(cfg["weak_train"])
     try:
-        arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]))
+        arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
+                                         finetune=cfg.get("finetune"))
     finally:
         P.WEAK_TRAIN = old
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
@@ -163,7 +166,8 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     task = _task(config)
     S = features(task, config["strong"], config["max_length"])
     m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
-                            config["noise"], config["seed"], _train_cfg(config["train"]))
+                            config["noise"], config["seed"], _train_cfg(config["train"]),
+                            finetune=config.get("finetune"))
     m["pgr"] = pgr(m["acc"], ref["weak"]["acc"], ref["ceiling"]["acc"])
     rel = reference_path(config, Path("."))
     record = {

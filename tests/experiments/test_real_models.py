@@ -56,3 +56,20 @@ def test_end_to_end_real_minilm(cache, tmp_path, capsys):
     # resume: nothing to do the second time
     assert main(["run", "--config", str(cfg), "--out", str(out), "--workers", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["info"]["executed"] == 0
+
+
+def test_finetune_flag_small(cache, tmp_path, capsys):
+    """--finetune trains the whole MiniLM (student and ceiling) on a tiny split."""
+    from w2sg.cli import main
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text('tasks = ["fortunes_pairs"]\nweak = ["minilm-l6-layer0"]\nlosses = ["hellinger"]\n'
+                   'noise = [0.0]\nseeds = 1\npool = 80\nmax_length = 24\n'
+                   '[sizes]\nweak_gt = 10\ntest = 10\n[finetune]\nmax_length = 24\nbatch_size = 8\n')
+    out = tmp_path / "res"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--workers", "1", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["info"]["executed"] == 2
+    rec = [json.loads(p.read_text()) for p in (out / "runs").rglob("*.json")
+           if "reference" not in p.parts][0]
+    assert rec["config"]["finetune"]["epochs"] == 1
+    assert 0 <= rec["metrics"]["acc"] <= 1
