@@ -10,7 +10,8 @@ starts); the exact population excess ``R_f(θ̂) − min_θ R_f(θ)`` is compare
 (fraction of draws where the bound holds; must be ≥ 1−δ), and looseness
 (bound / median excess).  Also checks the constants: the symbolic ``B_f``, ``L_f`` are at
 least their grid maxima (:func:`numerics.reference.binary_loss_constants`).
-Slack = min over cells of ``coverage − (1−δ)`` and of the constants' margins.
+Also ``B_f(γ)`` as ``γ → 0``: at most ``sup D_f`` for bounded divergences, growing for
+unbounded ones.  Slack = min over cells of ``coverage − (1−δ)`` and of the constants' margins.
 """
 from __future__ import annotations
 
@@ -109,8 +110,23 @@ def check_c6(quick: bool = True, seed: int = 0) -> CheckResult:
             cell = coverage_cell(gen, pop, n, reps, delta, rng)
             cells.append(cell)
             worst = min(worst, cell["coverage"] - (1 - delta))
+    # B_f(γ) as γ → 0: finite for bounded divergences (≤ sup D_f = f(0+) + f'(∞)), unbounded otherwise
+    from theory.derived import is_bounded, max_value, to_float
+    limits = {}
+    for name in (GENS + ("tv",) if not quick else ("kl", "hellinger", "js")):
+        gen = get_generator(name)
+        bs = [api.loss_constants(gen, g).bound for g in (1e-2, 1e-4, 1e-6)]
+        if is_bounded(gen):
+            top = to_float(max_value(gen))
+            margin = top - bs[-1] + 1e-9 * (1 + top)
+        else:
+            top = math.inf
+            margin = 1e-9 if bs[-1] > 2 * bs[0] else -1.0
+        limits[name] = {"bounded": is_bounded(gen), "sup_D_f": top, "B_f(1e-2,1e-4,1e-6)": bs,
+                        "margin": margin}
+        worst = min(worst, margin)
     return CheckResult("C6", sum(c["reps"] for c in cells), worst, status_for(worst), time.time() - start,
-                       {"coverage": cells, "constants": const, "delta": delta,
+                       {"coverage": cells, "constants": const, "delta": delta, "B_f_as_gamma_to_0": limits,
                         "population": {"m": len(pop["pi"]), "d": pop["h"].shape[1], "rho": pop["rho"],
                                        "Lambda": pop["lam"], "gamma": pop["gamma"]},
                         "sources": api.sources(),
