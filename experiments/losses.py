@@ -98,9 +98,17 @@ def _compiled(spec: str):
     dg = logratio_grad_expr(gen)
     slopes = {}
     for lc in (30.0, 200.0):
-        lo = float(dg.subs(L, -lc).evalf())
-        hi = float(dg.subs(L, lc).evalf())
-        slopes[lc] = (lo, hi)
+        pair = []
+        for at in (-lc, lc):
+            try:
+                value = float(dg.subs(L, at).evalf())
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not math.isfinite(value):
+                raise ValueError(f"generator {spec!r}: g'(l) = d f(e^l)/dl is not finite at l = {at:g}; "
+                                 f"its log-space loss cannot be continued linearly there")
+            pair.append(value)
+        slopes[lc] = tuple(pair)
     return gen, g, slopes
 
 
