@@ -124,7 +124,11 @@ def _cmd_check(args) -> int:
     if args.seed < 0:
         raise _usage(f"--seed must be ≥ 0, got {args.seed}")
     start = time.time()
-    results = run_checks(claims, args.quick, args.seed)
+    import sys
+
+    def progress(res):
+        print(f"[check] {res.claim} {res.status} ({res.seconds:.1f}s)", file=sys.stderr, flush=True)
+    results = run_checks(claims, args.quick, args.seed, progress=None if args.json else progress)
     paths = write_records(results, args.out, args.quick, args.seed)
     total = time.time() - start
     ok = all(r.status != "FAIL" for r in results)
