@@ -76,7 +76,7 @@ def make(root, figures_dir) -> FigureResult:
             ax.set_ylabel("error  E TV(F*, F)")
             ax.set_title(f"C4: err(F_sw) (dots) in err(F_w) (—) ± L̆⁻¹(R_f) (bar)\n"
                          f"{inside}/{len(p4)} inside; {c4['source']}", fontsize=6.5)
-            ax.legend(frameon=False, fontsize=5, ncol=2)
+            ax.legend(frameon=False, fontsize=5, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
             sources.append(c4["source"])
         else:
             gens = style.order_losses(p["generator"] for p in p5_all)
@@ -99,8 +99,7 @@ def make(root, figures_dir) -> FigureResult:
                             color=kw["color"], ms=4, mew=1.0)
                 if bad_s:
                     ax.plot([p["misfit"] for p in bad_s], [p["gain"] for p in bad_s], ls="none", marker="X",
-                            color=kw["color"], ms=7, mec="k", mew=0.6,
-                            label=f"{style.label(g)} stored counterexample ({len(bad_s)})")
+                            color=kw["color"], ms=7, mec="k", mew=0.6)
                 n_cex[g] = {"random_draws_failing": len(bad_r), "random_draws": sum(not p.get("stored") for p in pts),
                             "stored_counterexamples": len(bad_s)}
             summary["C5"] = {"points": len(p5_all), "counterexamples_by_generator": n_cex,
@@ -109,10 +108,13 @@ def make(root, figures_dir) -> FigureResult:
                              "worst_slack": c5.get("worst_slack") if c5 else None}
             ax.set_xscale("symlog", linthresh=1e-3)
             ax.set_yscale("symlog", linthresh=1e-3)
+            ax.set_xlim(left=0)
             ax.set_xlabel("misfit  E KL(F̂_sw‖F_w)")
-            ax.set_ylabel("gain  E KL(F*‖F_w) − E KL(F*‖F̂_sw)")
+            ax.set_ylabel("gain in KL to the truth")
             ax.set_title("C5 misfit–gain (reverse KL: gain ≥ misfit); × = counterexample", fontsize=6.5)
-            ax.legend(frameon=False, fontsize=4.5, loc="upper left", ncol=2)
+            ax.plot([], [], ls="none", marker="x", color="k", ms=4, label="random draw violating")
+            ax.plot([], [], ls="none", marker="X", color="w", mec="k", ms=7, label="stored counterexample")
+            ax.legend(frameon=False, fontsize=5, loc="center left", bbox_to_anchor=(1.0, 0.5))
             if c5:
                 sources.append(c5["source"])
             sources += list(cex.sources)

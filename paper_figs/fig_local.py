@@ -46,6 +46,7 @@ def make(root, figures_dir) -> FigureResult:
                          "ratio_at_largest": float(c["ratio"][-1]),
                          "tv_smallest": float(data["tv"][0]), "tv_largest": float(data["tv"][-1])}
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("TV(P, Q)   (P = Q + εΔ)")
     ax.set_ylabel("D_f(P‖Q) / χ²(P‖Q)")
     ax.set_title("C2 local equivalence: ratio → f''(1)/2 (dotted) — from theory/", fontsize=7)

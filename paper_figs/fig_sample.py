@@ -42,7 +42,7 @@ def make(root, figures_dir) -> FigureResult:
     ax.set_xlabel("n (weak-labelled examples)")
     ax.set_ylabel("excess risk R_f(ĝ) − inf R_f")
     ax.set_title("median (solid), max over draws (—), bound (dashed)", fontsize=6.5)
-    ax.legend(frameon=False, fontsize=5)
+    ax.legend(frameon=False, fontsize=5, loc="lower left", ncol=2)
     for d in deltas:
         axc.axhline(1 - d, color="#999999", ls=":", lw=1, label=f"1 − δ = {1 - d:g}")
     axc.set_xscale("log")
