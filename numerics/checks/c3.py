@@ -33,7 +33,7 @@ __all__ = ["check_c3", "check_pair"]
 
 
 def check_pair(gen, p, q) -> float:
-    """Slack ``D_f(P‖Q) − L_f(TV(P,Q))`` (≥ 0 up to 1e-9 relative when C3 holds)."""
+    """Slack ``D_f(P‖Q) − L_f(TV(P,Q) − k·4e-16)`` (≥ 0 up to 1e-9 relative when C3 holds)."""
     return float(check_pairs(gen, np.asarray(p)[None], np.asarray(q)[None])[0])
 
 
@@ -41,7 +41,11 @@ def check_pairs(gen, P, Q) -> np.ndarray:
     """Vectorised :func:`check_pair` over rows of ``P``, ``Q`` (same ``k``) or lists."""
     d = np.array([float(api.divergence(gen, p, q)) for p, q in zip(P, Q)])
     delta = np.clip(np.array([float(api.tv(p, q)) for p, q in zip(P, Q)]), 0, 1)
-    low = api.tight_curve(gen, delta)
+    # TV is known only to a few ulps (≤ k·4e-16); L_f is nondecreasing, so test D ≥ L_f at
+    # the low end of that range.  Near δ = 1, L_f can be steep (χ²: δ/(1−δ)) and a 1-ulp
+    # error in δ changes L_f by a relative 1e-4: this is conditioning, not a failure.
+    ks = np.array([len(p) for p in P])
+    low = api.tight_curve(gen, np.clip(delta - 4e-16 * ks, 0, 1))
     tol = 1e-9 * (1 + np.abs(np.where(np.isfinite(d), d, 0)))
     with np.errstate(invalid="ignore"):
         slack = d - low + tol
@@ -114,5 +118,5 @@ def check_c3(quick: bool = True, seed: int = 0) -> CheckResult:
                     1e-6 - acc)
     return CheckResult("C3", instances, worst, status_for(worst), time.time() - start,
                        {"per_generator": per, "curves": curves, "sources": api.sources(),
-                        "tolerance": "pairs 1e-9 rel; attainment 1e-7; theory vs reference 1e-6 rel "
+                        "tolerance": "pairs 1e-9 rel, TV lowered by its rounding k·4e-16; attainment 1e-7; theory vs reference 1e-6 rel "
                                      "on δ∈[0.01,0.99]; envelope convexity 1e-7; inverse 1e-6"})

@@ -38,7 +38,8 @@ WORLDS = (
 )
 
 
-def c4_instance(gen, world, n: int = 200, seed: int = 0, l2: float = 1e-3, exact: bool = True) -> dict:
+def c4_instance(gen, world, n: int = 200, seed: int = 0, l2: float = 1e-3, exact: bool = True,
+                check_interval: bool = True) -> dict:
     """Fit one strong head and return the C4 quantities (raises UnconvergedFit)."""
     rng = np.random.default_rng(seed)
     xs = world.sample_x(n, rng)
@@ -51,9 +52,14 @@ def c4_instance(gen, world, n: int = 200, seed: int = 0, l2: float = 1e-3, exact
     err_sw = pop.mean(api.tv(fstar, fsw))
     disagree_tv = pop.mean(api.tv(fsw, fw))
     r_f = pop.mean(api.divergence(gen, fsw, fw))
-    if exact:  # theory.bounds.error_interval → theory.joint_range.tv_inverse (bisection)
-        lo, hi = api.error_interval(gen, err_w, max(r_f, 0.0))
+    interval_err = None
+    if exact:  # theory.joint_range.tv_inverse (bisection on the envelope)
         radius = api.tv_inverse(gen, max(r_f, 0.0))
+        lo, hi = max(0.0, err_w - radius), min(1.0, err_w + radius)
+        if check_interval:  # theory.bounds.error_interval must give the same interval
+            lo2, hi2 = api.error_interval(gen, err_w, max(r_f, 0.0))
+            interval_err = max(abs(lo2 - lo), abs(hi2 - hi))
+            lo, hi = lo2, hi2
     else:  # conservative grid inverse (see api.tv_inverse_fast)
         radius = api.tv_inverse_fast(gen, max(r_f, 0.0))
         lo, hi = max(0.0, err_w - radius), min(1.0, err_w + radius)
@@ -64,6 +70,7 @@ def c4_instance(gen, world, n: int = 200, seed: int = 0, l2: float = 1e-3, exact
             "triangle_slack": disagree_tv - gap + tol, "jensen_slack": radius - disagree_tv + tol,
             "slack": radius - gap + tol,
             "interval_slack": min(err_sw - lo, hi - err_sw) + tol,
+            "interval_vs_radius_err": interval_err,
             "tightness": gap / radius if radius > 0 else 0.0,
             "grad_norm": fit.grad_norm, "gain": err_w - err_sw}
 
@@ -74,7 +81,7 @@ def check_c4(quick: bool = True, seed: int = 0) -> CheckResult:
     # quick run skips them (the full run tries and records the refusals)
     gens = [g for g in generators(quick) if not (quick and g.name == "tv")]
     worlds = WORLDS[:3] if quick else WORLDS
-    reps = 1 if quick else 3
+    reps = 1 if quick else 2
     rows, refused = [], []
     for wi, spec in enumerate(worlds):
         for rep in range(reps):
@@ -83,17 +90,21 @@ def check_c4(quick: bool = True, seed: int = 0) -> CheckResult:
             for gen in gens:
                 try:
                     rows.append(c4_instance(gen, world, n=200 if quick else 400, seed=wseed,
-                                            exact=not quick))
+                                            exact=not quick, check_interval=rep == 0))
                 except UnconvergedFit as exc:
                     refused.append({"generator": gen.name, "world_seed": wseed, "reason": str(exc)})
     worst = min((min(r["slack"], r["triangle_slack"], r["jensen_slack"], r["interval_slack"])
                  for r in rows), default=math.inf)
+    # theory.bounds.error_interval must agree with the interval built from tv_inverse
+    inconsistent = [r for r in rows if r["interval_vs_radius_err"] is not None
+                    and r["interval_vs_radius_err"] > 1e-12]
     tight = [r["tightness"] for r in rows]
     by_gen = {}
     for r in rows:
         by_gen.setdefault(r["generator"], []).append(r["tightness"])
-    return CheckResult("C4", len(rows), worst, status_for(worst) if rows else "FAIL", time.time() - start,
-                       {"instances": rows, "refused_unconverged": refused,
+    status = status_for(worst) if rows and not inconsistent else "FAIL"
+    return CheckResult("C4", len(rows), worst, status, time.time() - start,
+                       {"instances": rows, "interval_inconsistent": len(inconsistent), "refused_unconverged": refused,
                         "median_tightness": float(np.median(tight)) if tight else None,
                         "max_tightness": float(np.max(tight)) if tight else None,
                         "median_tightness_by_generator": {k: float(np.median(v)) for k, v in by_gen.items()},

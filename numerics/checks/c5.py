@@ -206,9 +206,9 @@ def _search(gen, variant, rng, seed, n_random, n_local, local_iter):
 
 def check_c5(quick: bool = True, seed: int = 0) -> CheckResult:
     start = time.time()
-    n_random = 150 if quick else 1500
-    n_local = 2 if quick else 6
-    local_iter = 150 if quick else 600
+    n_random = 150 if quick else 1000
+    n_local = 2 if quick else 4
+    local_iter = 150 if quick else 400
     # --- the theorem: reverse KL, random + adversarial
     rkl = get_generator("reverse_kl")
     rng = np.random.default_rng(seed)
