@@ -22,7 +22,7 @@ def figure_names() -> list[str]:
 def build_all(root, only: list[str] | None = None) -> list[FigureResult]:
     """Make each figure under ``<root>/figures``; a figure whose records are missing is
     skipped with a message, one that fails is reported as ``error`` (the others still run).
-    Writes ``<root>/figures/index.json``."""
+    Writes ``<root>/figures/index.json`` (with ``only``, other figures' entries are kept)."""
     root = Path(root)
     figdir = root / "figures"
     results = []
@@ -38,7 +38,15 @@ def build_all(root, only: list[str] | None = None) -> list[FigureResult]:
         res.summary = dict(res.summary, seconds=round(time.perf_counter() - t0, 2))
         results.append(res)
     figdir.mkdir(parents=True, exist_ok=True)
+    entries = {r.name: r.to_dict() for r in results}
+    if only:  # keep the entries of the figures not rebuilt this time
+        try:
+            old = {e["name"]: e for e in json.loads((figdir / "index.json").read_text())}
+        except (OSError, ValueError, KeyError, TypeError):
+            old = {}
+        entries = {**old, **entries}
+    ordered = [entries[n] for n in figure_names() if n in entries]
     tmp = figdir / ".index.json.tmp"
-    tmp.write_text(json.dumps([r.to_dict() for r in results], indent=1, default=str))
+    tmp.write_text(json.dumps(ordered, indent=1, default=str))
     tmp.replace(figdir / "index.json")
     return results

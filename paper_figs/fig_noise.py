@@ -59,7 +59,7 @@ def make(root, figures_dir) -> FigureResult:
     ax.set_title("C7 (theory/): pull on a contradicted label", fontsize=7)
     ax.set_yscale("symlog", linthresh=0.2)
     ax.set_ylim(-0.2, 20)
-    ax.legend(frameon=False, fontsize=5.5, ncol=2)
+    ax.legend(frameon=False, fontsize=5.5, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     summary = {"pull_limit_w0.9": lim}
     sources = [theory_source("codegen.fprime_numpy; derived.disagreement_pull")]
     message = ""
@@ -77,10 +77,24 @@ def make(root, figures_dir) -> FigureResult:
                     edgecolor=kw["color"], hatch="///" if l == "kl" else None)
             ax2.plot(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, "k.", ms=3)
             summary.setdefault("accuracy_drop_mean_over_panels", {})[l] = round(m, 4)
+            if l in lim and np.isfinite(lim[l]):
+                ax2.annotate(f"pull→{lim[l]:.2g}", (i, 0), textcoords="offset points", xytext=(0, 3),
+                             ha="center", fontsize=5, rotation=90)
         ax2.set_xticks(xs, [style.label(l) for l in losses], rotation=45, ha="right")
         ax2.axhline(0, color="#999999", lw=0.6)
         ax2.set_ylabel(f"accuracy drop, noise 0 → {','.join(f'{h:g}' for h in hi_levels)}")
         ax2.set_title(f"measured ({len(rows.sources)} run records; dots: task×pair)", fontsize=7)
+        keep = {l: d for l, d in summary["accuracy_drop_mean_over_panels"].items() if l in lim}
+        zero = [d for l, d in keep.items() if abs(lim[l]) < 1e-12]
+        pulling = [d for l, d in keep.items() if abs(lim[l]) >= 1e-12]
+        if zero and pulling:
+            summary["prediction"] = {
+                "mean_drop_zero_limit_pull": round(float(np.mean(zero)), 4),
+                "mean_drop_nonzero_limit_pull": round(float(np.mean(pulling)), 4),
+                "ranked_by_drop": sorted(keep, key=keep.get)}
+            ax2.set_title(f"measured ({len(rows.sources)} run records; dots: task×pair)\n"
+                          f"mean drop: zero pull {np.mean(zero):.3f}, non-zero pull {np.mean(pulling):.3f}",
+                          fontsize=6.5)
         summary["accuracy_drop_per_panel"] = {f"{k[0]} | {k[1]} | {k[2]}": [round(v[0], 4), round(v[1], 4), v[2]]
                                               for k, v in drops.items()}
         sources += [f"{len(rows.sources)} records under <results root>/runs/:"] + list(rows.sources)
@@ -93,6 +107,8 @@ def make(root, figures_dir) -> FigureResult:
                "(non-zero: keeps fitting a wrong label; zero: stops pulling — tolerates noise). "
                "Right: measured drop of test accuracy from noise 0 to 0.4, mean over task×pair "
                "panels (bars) and each panel (dots). If the mechanism predicts the experiment, "
-               "losses with zero limiting pull drop least. " + (message or ""))
+               "losses with zero limiting pull drop least. "
+               + (f"Measured: {summary.get('prediction')}. " if summary.get("prediction") else "")
+               + (message or ""))
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", message, files(paths), sources, summary)
