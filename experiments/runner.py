@@ -202,9 +202,19 @@ def _dispatch(job):
     return kind
 
 
-def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False) -> dict:
-    """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones."""
+def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
+              backend: str | None = None, address: str | None = None) -> dict:
+    """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones.
+
+    ``backend``: ``local`` (processes; default, or ``$W2SG_BACKEND``) or ``ray`` (Ray tasks on
+    the cluster at ``address`` / ``$W2SG_RAY_ADDRESS``, else a local Ray with ``workers``
+    CPUs; :mod:`experiments.backends.ray_backend`).
+    """
     from tqdm.auto import tqdm
+    backend = backend or os.environ.get("W2SG_BACKEND") or "local"
+    address = address or os.environ.get("W2SG_RAY_ADDRESS") or None
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be local or ray, got {backend!r}")
     root = results_root(root)
     t0 = time.perf_counter()
     refs, runs = expand(sweep)
@@ -223,7 +233,10 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False) -> 
     run_jobs = [("run", r, str(root)) for r in todo_runs]
     bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
     try:
-        if workers <= 1 or len(jobs) + len(run_jobs) <= 1:
+        if backend == "ray":
+            from .backends.ray_backend import run_phases
+            run_phases([jobs, run_jobs], address=address, workers=workers, progress=bar.update)
+        elif workers <= 1 or len(jobs) + len(run_jobs) <= 1:
             _worker_init()
             for job in jobs + run_jobs:
                 _dispatch(job)
@@ -237,7 +250,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False) -> 
                         bar.update(1)
     finally:
         bar.close()
-    return {"root": str(root), "references": len(refs), "runs": len(runs),
+    return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),
             "executed": len(jobs) + len(run_jobs), "skipped": skipped,
             "features_s": t_feat, "total_s": time.perf_counter() - t0}
 
