@@ -1,0 +1,454 @@
+"""Benchmarks (``w2sg bench``): loss kernels against cross-entropy, training cost, scaling,
+tight-curve throughput.  Benchmarks measure; they never pass or fail.
+
+Method
+------
+* **Time.**  Every measured call is repeated ``reps`` times, *interleaved* (one call of
+  every variant per repetition, the order rotated each repetition), so slow phases of a
+  shared machine hit all variants alike.  Each call records wall time
+  (``time.perf_counter``) and process CPU time (``time.process_time``, all threads of this
+  process, page faults included).  Reported: median and inter-quartile range (IQR) of
+  both, and the ratio of medians to cross-entropy.  The headline ratio uses CPU time,
+  which other processes on the machine do not inflate; wall ratios are recorded too.
+  torch runs single-threaded by default (``threads``), as a sweep worker does.
+* **Peak memory (CPU).**  One extra call under ``torch.profiler`` with
+  ``profile_memory=True``: the ``[memory]`` events of its trace carry the allocator's
+  running total, and the peak is ``max(total) − total before the call`` (bytes allocated
+  by torch's CPU allocator during the call: activations, saved tensors, gradients).  The
+  fused kernel's reusable workspace (:data:`theory.codegen.WORKSPACE`) lives across calls
+  and is reported separately (``workspace_mib``).
+* **Kernels.**  ``fdiv_loss`` forward + backward (gradient w.r.t. the logits) for every
+  named generator and a typed one, against ``torch.nn.functional.cross_entropy`` with the
+  same soft labels and logits: the fused path (default), the reference path
+  (``fused=False``: autograd through the generated ``g``, weak labels validated every
+  call; the code before this benchmark's changes) and optionally ``torch.compile``.
+* **Training.**  ``experiments.pipeline.train_head`` (full-batch Adam: one step is one
+  epoch over the training set) on random features; per-epoch time and peak memory for
+  each loss, the auxiliary-confidence baseline and an ensemble of weak supervisors.
+* **Scaling.**  Head-training time against the number of examples (least-squares line,
+  R²), and a quick sweep's wall time with 1 and 2 local workers.
+* **Curve.**  ``theory.joint_range.tight_curve`` points per second (cold: first call,
+  including code generation; warm: later calls).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels",
+           "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench",
+           "format_tables"]
+
+GENERATORS: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl",
+                               "neyman", "tv")
+#: Typed generators (expressions in ``t``) measured alongside the named ones.
+TYPED: tuple[str, ...] = ("(t-1)**2/(t+1)",)
+SHAPES: tuple[tuple[int, int], ...] = ((65536, 2), (4096, 1000))
+WHAT: tuple[str, ...] = ("kernels", "training", "scaling", "curve")
+
+
+# ----------------------------------------------------------------------------- measuring
+def stats(values) -> dict[str, float]:
+    """Median, quartiles, IQR and min of a sample (seconds → milliseconds)."""
+    v = np.asarray(values, dtype=float) * 1e3
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3),
+            "iqr_ms": float(q3 - q1), "min_ms": float(v.min()), "n": int(v.size)}
+
+
+def _interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1) -> dict[str, dict]:
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    for r in range(reps):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            c0, w0 = time.process_time(), time.perf_counter()
+            fns[name]()
+            w1, c1 = time.perf_counter(), time.process_time()
+            wall[name].append(w1 - w0)
+            cpu[name].append(c1 - c0)
+    return {n: {"wall": stats(wall[n]), "cpu": stats(cpu[n])} for n in names}
+
+
+def peak_memory_mib(fn: Callable[[], Any]) -> float | None:
+    """Peak bytes (MiB) torch's CPU allocator holds during one call of ``fn`` beyond what it
+    held before (``torch.profiler`` memory events; see the module doc).  None if unavailable."""
+    import torch
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                    profile_memory=True) as prof:
+            fn()
+        fd, path = tempfile.mkstemp(suffix=".json")
+        os.close(fd)
+        try:
+            prof.export_chrome_trace(path)
+            with open(path) as fh:
+                trace = json.load(fh)
+        finally:
+            os.unlink(path)
+    except Exception:  # noqa: BLE001 - the profiler is optional here
+        return None
+    mem = sorted((e for e in trace.get("traceEvents", []) if e.get("name") == "[memory]"),
+                 key=lambda e: e["ts"])
+    if not mem:
+        return 0.0
+    totals = [e["args"]["Total Allocated"] for e in mem]
+    base = totals[0] - mem[0]["args"]["Bytes"]
+    return float(max(0, max(totals) - base)) / 2**20
+
+
+def _machine(threads: int) -> dict:
+    import platform
+    import torch
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {"cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": threads,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_at_start": load}
+
+
+# ----------------------------------------------------------------------------- kernels
+def _compile_variant(spec: str, x, w) -> tuple[Callable | None, dict]:
+    """``torch.compile`` of the reference path (generic expressions fuse there); reports
+    success, compile seconds or the error."""
+    import torch
+    from .losses import fdiv_loss
+    info: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    try:
+        compiled = torch.compile(lambda z, ww: fdiv_loss(z, ww, spec, fused=False), dynamic=False)
+
+        def call():
+            x.grad = None
+            compiled(x, w).backward()
+        call()
+        info.update(ok=True, compile_s=time.perf_counter() - t0)
+        return call, info
+    except Exception as exc:  # noqa: BLE001 - recorded, not raised
+        info.update(ok=False, compile_s=time.perf_counter() - t0,
+                    error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}")
+        return None, info
+
+
+def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int = 15,
+                  compile_generators=(), seed: int = 0, reference: bool = True) -> dict:
+    """Forward + backward of ``fdiv_loss`` per generator vs ``F.cross_entropy`` (module doc)."""
+    import torch
+    import torch.nn.functional as F
+    from theory.codegen import WORKSPACE
+    from .losses import fdiv_loss
+    out = {"shapes": []}
+    for n, k in shapes:
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, k, generator=g) * 3
+        w = torch.softmax(torch.randn(n, k, generator=g) * 2, dim=-1)
+        x = z.clone().requires_grad_()
+
+        def ce():
+            x.grad = None
+            F.cross_entropy(x, w).backward()
+
+        fns: dict[str, Callable] = {"ce": ce}
+        specs = list(generators) + list(typed)
+        for spec in specs:
+            def fused(spec=spec):
+                x.grad = None
+                fdiv_loss(x, w, spec).backward()
+
+            fns[f"{spec}|fused"] = fused
+            if reference:
+                def ref(spec=spec):
+                    x.grad = None
+                    fdiv_loss(x, w, spec, fused=False).backward()
+                fns[f"{spec}|reference"] = ref
+        compile_info = {}
+        if compile_generators:
+            cce = torch.compile(lambda a, b: F.cross_entropy(a, b), dynamic=False)
+
+            def ce_compiled():
+                x.grad = None
+                cce(x, w).backward()
+            try:
+                t0 = time.perf_counter()
+                ce_compiled()
+                compile_info["ce"] = {"ok": True, "compile_s": time.perf_counter() - t0}
+                fns["ce|compiled"] = ce_compiled
+            except Exception as exc:  # noqa: BLE001
+                compile_info["ce"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+            for spec in compile_generators:
+                call, info = _compile_variant(spec, x, w)
+                compile_info[spec] = info
+                if call is not None:
+                    fns[f"{spec}|compiled"] = call
+        WORKSPACE.clear()
+        timings = _interleaved(fns, reps)
+        peaks = {name: peak_memory_mib(fn) for name, fn in fns.items()}
+        ce_cpu = timings["ce"]["cpu"]["median_ms"]
+        ce_wall = timings["ce"]["wall"]["median_ms"]
+        rows = []
+        for name, t in timings.items():
+            spec, _, variant = name.partition("|")
+            rows.append({"loss": spec, "variant": variant or "eager", "typed": spec in typed,
+                         "cpu": t["cpu"], "wall": t["wall"],
+                         "ratio_cpu": t["cpu"]["median_ms"] / ce_cpu,
+                         "ratio_wall": t["wall"]["median_ms"] / ce_wall,
+                         "peak_mib": peaks[name]})
+        out["shapes"].append({"n": n, "k": k, "reps": reps, "rows": rows,
+                              "workspace_mib": WORKSPACE.nbytes() / 2**20,
+                              "compile": compile_info or None})
+        WORKSPACE.clear()
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+def _features(n: int, d: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    theta = rng.normal(size=d) / np.sqrt(d)
+    p = 1 / (1 + np.exp(-(X @ theta) * 2))
+    return X, np.clip(p + rng.normal(scale=0.1, size=n), 0.01, 0.99)
+
+
+def _train_once(X, y, loss_name: str, steps: int, seed: int = 0):
+    from .losses import make_loss
+    from .pipeline import TrainConfig, train_head
+    cfg = TrainConfig(steps=steps, eval_every=0)
+    return train_head(X, y, make_loss(loss_name), cfg, bias=True, seed=seed)
+
+
+def _ensemble_once(X, Xw, y, steps: int, members: int):
+    """Ensemble-of-weak-supervisors baseline: ``members`` weak heads (weak features,
+    bootstrap resamples) + the student trained with CE on their mean prediction."""
+    from .pipeline import predict
+    rng = np.random.default_rng(0)
+    preds = []
+    for m in range(members):
+        idx = rng.integers(0, len(y), len(y))
+        th, b, _ = _train_once(Xw[idx], y[idx], "ce", steps, seed=m)
+        preds.append(predict(Xw, th, b))
+    return _train_once(X, np.mean(preds, axis=0), "ce", steps)
+
+
+def bench_training(n: int = 8000, d: int = 2304, d_weak: int = 384, steps: int = 30,
+                   reps: int = 3, losses=None, members: int = 4) -> dict:
+    """Per-epoch time (one full-batch step) and peak memory of head training per loss."""
+    from .losses import DEFAULT_LOSSES
+    losses = list(losses or (list(DEFAULT_LOSSES) + ["neyman", "aux_conf"]))
+    X, y = _features(n, d, 0)
+    Xw = X[:, :d_weak].copy()
+    fns = {name: (lambda name=name: _train_once(X, y, name, steps)) for name in losses}
+    fns[f"ensemble{members}"] = lambda: _ensemble_once(X, Xw, y, steps, members)
+    timings = _interleaved(fns, reps, warmup=0)
+    few = max(2, steps // 10)
+    peaks = {name: peak_memory_mib(lambda name=name: _train_once(X, y, name, few)) for name in losses}
+    peaks[f"ensemble{members}"] = peak_memory_mib(lambda: _ensemble_once(X, Xw, y, few, members))
+    ce = timings["ce"]["cpu"]["median_ms"]
+    rows = [{"loss": name, "epoch_ms_cpu": t["cpu"]["median_ms"] / steps,
+             "epoch_ms_wall": t["wall"]["median_ms"] / steps,
+             "iqr_ms_cpu": t["cpu"]["iqr_ms"] / steps,
+             "ratio_cpu": t["cpu"]["median_ms"] / ce, "peak_mib": peaks[name]}
+            for name, t in timings.items()]
+    return {"n": n, "d": d, "d_weak": d_weak, "steps": steps, "reps": reps,
+            "ensemble_members": members, "rows": rows,
+            "note": "one epoch = one full-batch Adam step of experiments.pipeline.train_head; "
+                    f"ensemble{members} = {members} weak heads ({d_weak}-d, bootstrap) + CE student"}
+
+
+# ----------------------------------------------------------------------------- scaling
+def bench_scaling(ns=(1000, 2000, 4000, 8000, 16000), d: int = 2304, steps: int = 20,
+                  reps: int = 3, losses=("ce", "reverse_kl")) -> dict:
+    """Head-training time against the number of examples (expect linear)."""
+    out = {"d": d, "steps": steps, "reps": reps, "losses": {}}
+    X, y = _features(max(ns), d, 1)
+    for loss in losses:
+        fns = {str(n): (lambda n=n: _train_once(X[:n], y[:n], loss, steps)) for n in ns}
+        t = _interleaved(fns, reps, warmup=1)
+        secs = np.array([t[str(n)]["cpu"]["median_ms"] / 1e3 for n in ns])
+        A = np.vstack([np.ones(len(ns)), np.asarray(ns, float)]).T
+        coef, *_ = np.linalg.lstsq(A, secs, rcond=None)
+        fit = A @ coef
+        ss = float(((secs - secs.mean()) ** 2).sum())
+        r2 = 1 - float(((secs - fit) ** 2).sum()) / ss if ss > 0 else float("nan")
+        out["losses"][loss] = {"n": list(ns), "seconds_cpu": secs.tolist(),
+                               "seconds_wall": [t[str(n)]["wall"]["median_ms"] / 1e3 for n in ns],
+                               "intercept_s": float(coef[0]), "us_per_example": float(coef[1] * 1e6),
+                               "r2": r2}
+    return out
+
+
+def bench_sweep_workers(workers=(1, 2), quick: bool = True, sweep: dict | None = None) -> dict:
+    """Wall time of the same sweep from scratch with each worker count (local backend).
+
+    Features are computed once beforehand (cached on disk), so the times are the runs.
+    """
+    from .runner import QUICK_SWEEP, prepare_features, expand, run_sweep
+    sweep = dict(sweep or QUICK_SWEEP)
+    try:
+        refs, runs = expand(sweep)
+        for ref in refs:
+            prepare_features(ref, quiet=True)
+    except Exception as exc:  # noqa: BLE001 - e.g. no encoder / data offline
+        return {"skipped": f"features unavailable: {type(exc).__name__}: {exc}"[:300]}
+    rows = []
+    for nw in workers:
+        with tempfile.TemporaryDirectory() as root:
+            t0 = time.perf_counter()
+            info = run_sweep(sweep, root, workers=nw, quiet=True, backend="local")
+            rows.append({"workers": nw, "wall_s": time.perf_counter() - t0,
+                         "runs_s": info["total_s"] - info["features_s"],
+                         "executed": info["executed"]})
+    base = rows[0]["runs_s"]
+    for r in rows:
+        r["speedup"] = base / r["runs_s"] if r["runs_s"] > 0 else float("nan")
+    return {"sweep": {k: sweep[k] for k in ("tasks", "weak", "losses", "noise", "seeds")},
+            "references": len(refs), "runs": len(runs), "rows": rows,
+            "target": "2 workers >= 1.6x faster than 1"}
+
+
+# ----------------------------------------------------------------------------- curve
+def bench_curve(generators=GENERATORS, typed=("(t-1)**2/(t+1)", "(sqrt(t)-1)**2", "t*log(t)-log(t)"),
+                points: int = 200, reps: int = 3) -> dict:
+    """Points per second of ``tight_curve`` on an evenly spaced ``δ`` grid in (0, 1)."""
+    from theory import get_generator
+    from theory.joint_range import tight_curve
+    deltas = np.linspace(0.005, 0.995, points)
+    rows = []
+    for spec in list(generators) + list(typed):
+        gen = get_generator(spec)
+        t0 = time.perf_counter()
+        tight_curve(gen, deltas)
+        cold = time.perf_counter() - t0
+        warm = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            tight_curve(gen, deltas)
+            warm.append(time.perf_counter() - t0)
+        med = statistics.median(warm)
+        rows.append({"generator": spec, "typed": spec in typed, "points": points,
+                     "cold_s": cold, "warm_s": med,
+                     "points_per_s_cold": points / cold, "points_per_s": points / med})
+    return {"points": points, "reps": reps, "rows": rows}
+
+
+# ----------------------------------------------------------------------------- driver
+def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None = None,
+              compile_generators=None, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the selected benchmarks; returns the record (not written)."""
+    import torch
+    say = progress or (lambda msg: None)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    record: dict[str, Any] = {"kind": "bench", "quick": quick, "what": list(what),
+                              "machine": _machine(threads), "method": __doc__.split("Method\n------\n")[1]}
+    t_start = time.perf_counter()
+    try:
+        if "kernels" in what:
+            say("kernels")
+            comp = compile_generators if compile_generators is not None else (() if quick else ("pearson", "js"))
+            record["kernels"] = bench_kernels(reps=reps or (7 if quick else 21), compile_generators=comp)
+            if quick and not comp:
+                record["kernels"]["compile_note"] = "torch.compile not measured in --quick"
+        if "training" in what:
+            say("training")
+            record["training"] = (bench_training(n=2000, steps=10, reps=reps or 3) if quick
+                                  else bench_training(reps=reps or 5))
+        if "scaling" in what:
+            say("scaling: examples")
+            record["scaling"] = (bench_scaling(ns=(1000, 2000, 4000), steps=10, reps=3) if quick
+                                 else bench_scaling())
+            say("scaling: sweep workers")
+            record["scaling"]["sweep_workers"] = bench_sweep_workers()
+        if "curve" in what:
+            say("curve")
+            record["curve"] = bench_curve(points=50 if quick else 200, reps=2 if quick else 3)
+    finally:
+        torch.set_num_threads(old_threads)
+    record["elapsed_s"] = time.perf_counter() - t_start
+    return record
+
+
+def _fmt(x, spec=".2f"):
+    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def format_tables(record: dict) -> str:
+    """The benchmark record as text tables."""
+    lines = [f"w2sg bench ({'quick' if record.get('quick') else 'full'}; torch "
+             f"{record['machine']['torch']}, {record['machine']['torch_threads']} thread(s), "
+             f"{record['machine']['cpus']} CPUs; ratios = median CPU time / CE's)"]
+    kern = record.get("kernels")
+    if kern:
+        for sh in kern["shapes"]:
+            rows = sh["rows"]
+            ce = next(r for r in rows if r["loss"] == "ce" and r["variant"] == "eager")
+            lines.append("")
+            lines.append(f"loss kernels, forward+backward, logits {sh['n']}×{sh['k']} ({sh['reps']} interleaved reps); "
+                         f"CE {ce['cpu']['median_ms']:.2f} ms CPU, {ce['wall']['median_ms']:.2f} ms wall, "
+                         f"peak {_fmt(ce['peak_mib'], '.1f')} MiB")
+            variants = sorted({r["variant"] for r in rows if r["loss"] != "ce"})
+            head = f"{'generator':<16}" + "".join(f"{v + ' ×CE':>16}{'IQR ms':>9}{'MiB':>8}" for v in variants)
+            lines.append(head)
+            for spec in dict.fromkeys(r["loss"] for r in rows if r["loss"] != "ce"):
+                cells = []
+                for v in variants:
+                    r = next((r for r in rows if r["loss"] == spec and r["variant"] == v), None)
+                    cells.append(f"{_fmt(r['ratio_cpu']) if r else '—':>16}{_fmt(r['cpu']['iqr_ms']) if r else '—':>9}"
+                                 f"{_fmt(r['peak_mib'], '.1f') if r else '—':>8}")
+                lines.append(f"{spec[:16]:<16}" + "".join(cells))
+            comp = next((r for r in rows if r["loss"] == "ce" and r["variant"] == "compiled"), None)
+            if comp:
+                lines.append(f"{'ce (compiled)':<16}{_fmt(comp['ratio_cpu']):>16}")
+            lines.append(f"fused-kernel workspace kept between calls: {sh['workspace_mib']:.1f} MiB")
+            if sh.get("compile"):
+                for spec, info in sh["compile"].items():
+                    lines.append(f"torch.compile {spec}: " + (f"ok, compiled in {info['compile_s']:.1f} s"
+                                                              if info.get("ok") else f"failed ({info.get('error')})"))
+        if kern.get("compile_note"):
+            lines.append(kern["compile_note"])
+    tr = record.get("training")
+    if tr:
+        lines.append("")
+        lines.append(f"training cost per strong-model epoch (linear head, n={tr['n']}, d={tr['d']}, "
+                     f"{tr['steps']} epochs, {tr['reps']} reps)")
+        lines.append(f"{'loss':<14}{'ms/epoch CPU':>14}{'IQR':>8}{'ms wall':>9}{'×CE':>7}{'peak MiB':>10}")
+        for r in tr["rows"]:
+            lines.append(f"{r['loss']:<14}{r['epoch_ms_cpu']:>14.2f}{r['iqr_ms_cpu']:>8.2f}{r['epoch_ms_wall']:>9.2f}"
+                         f"{r['ratio_cpu']:>7.2f}{_fmt(r['peak_mib'], '.1f'):>10}")
+        lines.append(tr["note"])
+    sc = record.get("scaling")
+    if sc:
+        lines.append("")
+        lines.append(f"head training vs number of examples (d={sc['d']}, {sc['steps']} epochs)")
+        for loss, s in sc["losses"].items():
+            pts = ", ".join(f"{n}: {t:.3f}s" for n, t in zip(s["n"], s["seconds_cpu"]))
+            lines.append(f"  {loss:<11} {pts}  → {s['us_per_example']:.2f} µs/example + {s['intercept_s']:.3f} s "
+                         f"(R² {_fmt(s['r2'], '.3f')})")
+        sw = sc.get("sweep_workers")
+        if sw:
+            if "skipped" in sw:
+                lines.append(f"sweep vs workers: skipped ({sw['skipped']})")
+            else:
+                lines.append(f"quick sweep ({sw['references']} reference(s), {sw['runs']} runs) vs local workers "
+                             f"({sw['target']}):")
+                for r in sw["rows"]:
+                    lines.append(f"  {r['workers']} worker(s): {r['runs_s']:.1f} s  speedup {r['speedup']:.2f}×")
+    cv = record.get("curve")
+    if cv:
+        lines.append("")
+        lines.append(f"tight TV curve L_f(δ), {cv['points']} points")
+        lines.append(f"{'generator':<18}{'points/s':>10}{'cold pts/s':>12}")
+        for r in cv["rows"]:
+            lines.append(f"{r['generator'][:18]:<18}{r['points_per_s']:>10.0f}{r['points_per_s_cold']:>12.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""``w2sg bench`` (benchmarks) and the ``--backend`` / ``--address`` options of ``w2sg run``.
+
+``w2sg run --backend ray`` is wired here so the run command's own module stays as it is:
+the options set ``$W2SG_BACKEND`` / ``$W2SG_RAY_ADDRESS``, which
+:func:`experiments.runner.run_sweep` reads.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .bench import WHAT
+
+__all__ = ["register"]
+
+
+def _usage(msg: str):
+    from w2sg.cli import UsageError
+    return UsageError(msg)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmarks: loss kernels vs CE, training cost, scaling, tight-curve speed",
+        description="Benchmarks (measurements, never pass/fail). Prints tables and writes a JSON "
+                    "record under <results root>/bench/.")
+    p.add_argument("--what", default=",".join(WHAT),
+                   help=f"comma-separated subset of {','.join(WHAT)} (default: all)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (about a minute or two)")
+    p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a sweep worker)")
+    p.add_argument("--reps", type=int, help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
+    p.add_argument("--compile", default=None,
+                   help="comma-separated generators to also measure under torch.compile "
+                        "(default: pearson,js; none with --quick; 'none' to skip)")
+    p.set_defaults(func=_bench)
+    _hook_run(subparsers)
+
+
+def _bench(args) -> int:
+    from w2sg.cli import emit
+    from .bench import format_tables, run_bench
+    from .records import results_root, write_record
+    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    bad = [w for w in what if w not in WHAT]
+    if bad or not what:
+        raise _usage(f"--what: unknown part(s) {', '.join(bad) or '(empty)'}; valid: {', '.join(WHAT)}")
+    if args.threads < 1:
+        raise _usage(f"--threads must be at least 1, got {args.threads}")
+    if args.reps is not None and args.reps < 3:
+        raise _usage(f"--reps must be at least 3 (median and IQR), got {args.reps}")
+    comp = None
+    if args.compile is not None:
+        comp = () if args.compile.strip().lower() in ("", "none") else tuple(
+            s.strip() for s in args.compile.split(",") if s.strip())
+        from theory import get_generator
+        for spec in comp:
+            get_generator(spec)  # GeneratorError → one-line usage error
+    root = results_root(args.out)
+    folder = root / "bench"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _usage(f"cannot write benchmark records under {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise _usage(f"cannot write benchmark records under {folder}: not writable")
+    progress = None if args.json else (lambda msg: print(f"[bench] {msg} …", file=sys.stderr, flush=True))
+    record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
+                       compile_generators=comp, progress=progress)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = write_record(folder / f"bench-{stamp}{'-quick' if args.quick else ''}.json", record)
+    record["record"] = str(path)
+    emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
+    return 0
+
+
+def _hook_run(subparsers) -> None:
+    """Add ``--backend local|ray`` and ``--address`` to ``w2sg run`` if that command exists."""
+    run = subparsers.choices.get("run")
+    if run is None:
+        return
+    run.add_argument("--backend", choices=("local", "ray"), default=None,
+                     help="where runs execute: local processes (default) or Ray tasks "
+                          "(optional extra: pip install 'w2sg[ray]')")
+    run.add_argument("--address", default=None,
+                     help="Ray cluster address (ray://host:10001, host:6379 or auto); "
+                          "default: start a local Ray with --workers CPUs")
+    inner = run.get_default("func")
+
+    def func(args):
+        backend = getattr(args, "backend", None)
+        address = getattr(args, "address", None)
+        if address and backend != "ray":
+            raise _usage("--address needs --backend ray")
+        if backend == "ray":
+            try:
+                from .backends.ray_backend import require_ray
+                require_ray()
+            except ImportError as exc:
+                raise _usage(str(exc)) from None
+        if backend:
+            os.environ["W2SG_BACKEND"] = backend
+        if address:
+            os.environ["W2SG_RAY_ADDRESS"] = address
+        return inner(args)
+
+    run.set_defaults(func=func)

@@ -1,0 +1,72 @@
+"""``w2sg bench`` output is well-formed (benchmarks are measurements: nothing here checks speed)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from w2sg.cli import main
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_kernel_bench_rows_are_well_formed():
+    from experiments.bench import bench_kernels, format_tables
+    out = bench_kernels(shapes=((256, 2), (32, 50)), generators=("kl", "js"), typed=("(t-1)**2/(t+1)",), reps=3)
+    assert [(s["n"], s["k"]) for s in out["shapes"]] == [(256, 2), (32, 50)]
+    for sh in out["shapes"]:
+        names = {(r["loss"], r["variant"]) for r in sh["rows"]}
+        assert names == {("ce", "eager")} | {(g, v) for g in ("kl", "js", "(t-1)**2/(t+1)")
+                                             for v in ("fused", "reference")}
+        for r in sh["rows"]:
+            for kind in ("cpu", "wall"):
+                s = r[kind]
+                assert s["n"] == 3 and s["q1_ms"] <= s["median_ms"] <= s["q3_ms"]
+                assert s["iqr_ms"] >= 0
+            assert _finite(r["ratio_cpu"]) and r["ratio_cpu"] > 0
+            assert r["peak_mib"] is None or r["peak_mib"] >= 0
+        assert next(r for r in sh["rows"] if r["loss"] == "ce")["ratio_cpu"] == pytest.approx(1.0)
+    text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2}, "kernels": out})
+    assert "256×2" in text and "js" in text and "reference ×CE" in text
+
+
+def test_training_scaling_curve_sections():
+    from experiments.bench import bench_curve, bench_scaling, bench_training, format_tables
+    tr = bench_training(n=200, d=16, d_weak=4, steps=3, reps=3, losses=["ce", "tv", "aux_conf"], members=2)
+    assert [r["loss"] for r in tr["rows"]] == ["ce", "tv", "aux_conf", "ensemble2"]
+    assert all(_finite(r["epoch_ms_cpu"]) and r["epoch_ms_cpu"] >= 0 for r in tr["rows"])
+    sc = bench_scaling(ns=(100, 200, 400), d=16, steps=3, reps=3, losses=("ce",))
+    s = sc["losses"]["ce"]
+    assert s["n"] == [100, 200, 400] and len(s["seconds_cpu"]) == 3 and _finite(s["us_per_example"])
+    cv = bench_curve(generators=("kl",), typed=("(t-1)**2/(t+1)",), points=5, reps=2)
+    assert [r["generator"] for r in cv["rows"]] == ["kl", "(t-1)**2/(t+1)"]
+    assert all(r["points_per_s"] > 0 for r in cv["rows"])
+    text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2},
+                          "training": tr, "scaling": sc, "curve": cv})
+    assert "ensemble2" in text and "µs/example" in text and "tight TV curve" in text
+
+
+def test_cli_bench_writes_a_record(tmp_path, capsys):
+    assert main(["bench", "--quick", "--what", "curve", "--out", str(tmp_path), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["kind"] == "bench" and rec["what"] == ["curve"] and "curve" in rec
+    files = list((tmp_path / "bench").glob("bench-*-quick.json"))
+    assert len(files) == 1
+    stored = json.loads(files[0].read_text())
+    assert stored["curve"]["rows"] and "code_version" in stored and "method" in stored
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["bench", "--what", "kernels,bogus"], "unknown part"),
+    (["bench", "--threads", "0"], "--threads"),
+    (["bench", "--reps", "1"], "--reps"),
+    (["bench", "--compile", "not_a_generator(("], "error"),
+    (["run", "--address", "auto"], "--address needs --backend ray"),
+])
+def test_cli_usage_errors(argv, needle, capsys, tmp_path):
+    assert main(argv + ["--out", str(tmp_path)] if argv[0] == "bench" else argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
