@@ -71,8 +71,8 @@ def fit_head(loss, H, W, weights=None, l2: float = 0.0, theta0=None, seed: int =
 
     Args:
         loss: ``"ce"``, a generator name/expression, or a :class:`theory.Generator`.
-        H: features ``(n, d)``; W: weak labels ``(n, 2)`` (hard labels allowed: zeros are
-            handled by the conventions since ``0·g(·) = 0`` is masked).
+        H: features ``(n, d)``; W: weak labels ``(n, 2)``; a class with ``w_c = 0``
+            contributes nothing (hard labels are allowed for every loss).
         weights: per-example weights (default ``1/n``).
         theta0: start (default: ``seed``-drawn small normal).
         optimizer: ``"lbfgs"`` or ``"gd"`` (``steps`` plain gradient steps of size ``lr``).
@@ -96,15 +96,21 @@ def _fit(loss, H, W, weights, l2, theta0, seed, max_iter, grad_tol, optimizer, l
     theta = torch.tensor(np.asarray(theta0, float), dtype=torch.float64, requires_grad=True)
     zero_mask = torch.as_tensor(W_np > 0)
     Wm = torch.where(zero_mask, W, torch.zeros_like(W))
+    if not (isinstance(loss, str) and loss == "ce"):
+        from theory import get_generator
+        from theory.codegen import logratio_torch
+        g = logratio_torch(get_generator(loss) if isinstance(loss, str) else loss)
 
     def objective():
-        if isinstance(loss, str) and loss == "ce":
-            return head_loss(loss, theta, H, Wm, wts, l2)
-        # generators: terms with w_c = 0 contribute w_c f(s/0) conventions → p f'(∞); we
-        # only fit against soft labels with full support, so mask them out.
         z = H @ theta
         log_s = torch.stack([torch.nn.functional.logsigmoid(-z), torch.nn.functional.logsigmoid(z)], -1)
-        per = loss_fn(loss)(log_s, Wm, torch.log(W))
+        if isinstance(loss, str) and loss == "ce":
+            per = -(Wm * log_s).sum(-1)
+        else:
+            # classes with w_c = 0 contribute 0 (D_f's q = 0 < p term p·f'(∞) is not a
+            # training loss here); l is set to 0 there so no inf/nan enters the graph
+            l = torch.where(zero_mask, log_s - torch.log(W), torch.zeros_like(log_s))
+            per = (Wm * g(l)).sum(-1)
         return (wts * per).sum() + 0.5 * l2 * (theta ** 2).sum()
 
     iters = 0
