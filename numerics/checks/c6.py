@@ -81,7 +81,8 @@ def coverage_cell(gen, pop, n: int, reps: int, delta: float, rng) -> dict:
     cov = float(np.mean(excess <= bound))
     med = float(np.median(excess))
     return {"generator": gen.name, "n": n, "reps": reps, "delta": delta, "gamma": pop["gamma"],
-            "bound": bound, "coverage": cov, "excess_median": med, "excess_max": float(excess.max()),
+            "bound": bound, "coverage": cov, "excess_mean": float(excess.mean()),
+            "excess_q": float(np.quantile(excess, 1 - delta)), "excess_median": med, "excess_max": float(excess.max()),
             "excess_min": float(excess.min()),
             "looseness": bound / med if med > 0 else math.inf}
 
