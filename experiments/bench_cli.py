@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--reps", type=int, help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
     p.add_argument("--compile", default=None,
                    help="comma-separated generators to also measure under torch.compile "
-                        "(default: pearson,js; none with --quick; 'none' to skip)")
+                        "(default: all named and typed; none with --quick; 'none' to skip)")
     p.set_defaults(func=_bench)
     _hook_run(subparsers)
 

@@ -145,7 +145,7 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
 
 
 def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-6,
-              reduction: str = "mean", fused: bool = True) -> torch.Tensor:
+              reduction: str = "mean", fused: bool | str = True) -> torch.Tensor:
     """Mean over the batch of ``D_f(softmax(strong_logits) ‖ weak_probs)``.
 
     Args:
@@ -156,7 +156,9 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
         smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
         fused: use the generated fused kernel :func:`theory.codegen.fdiv_kernel_torch`
-            (same values; analytic gradient; weak labels prepared once per tensor).
+            (same values; analytic gradient; weak labels prepared once per tensor);
+            ``"compile"``: the same kernel through ``torch.compile``
+            (:func:`theory.codegen.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
             not twice differentiable: pass ``fused=False`` for Hessians.
@@ -168,12 +170,13 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
         logits = logits.float()
     k = logits.shape[1]
     if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
-        from theory.codegen import fdiv_kernel_torch
+        from theory.codegen import fdiv_kernel_compiled, fdiv_kernel_torch
         w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
         if w.shape[0] != logits.shape[0]:
             raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
         lc_val = _clamp_limit(logits.dtype)
-        kernel = fdiv_kernel_torch(gen, lc_val, slopes[lc_val])
+        make = fdiv_kernel_compiled if fused == "compile" else fdiv_kernel_torch
+        kernel = make(gen, lc_val, slopes[lc_val])
         return _reduce(kernel(logits, w, log_w), reduction)
     w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
     if w.shape[0] != logits.shape[0]:

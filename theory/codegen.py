@@ -22,7 +22,7 @@ from .parsing import L, T
 __all__ = ["numpy_function", "torch_function", "f_numpy", "fprime_numpy", "f2_numpy",
            "logratio_expr", "logratio_numpy", "logratio_torch", "logratio_grad_torch",
            "logratio_grad_expr", "logratio_value_and_grad_ratio_torch", "fdiv_kernel_torch",
-           "inplace_program", "BufferPool", "WORKSPACE"]
+           "inplace_program", "BufferPool", "WORKSPACE", "fdiv_kernel_compiled"]
 
 
 def _torch_max(*args):
@@ -379,6 +379,18 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
 
 
 @functools.lru_cache(maxsize=256)
+def _ratio_exprs(gen: Generator) -> tuple[sp.Expr, sp.Expr]:
+    """``(g, g')`` as functions of ``(l, E = e^l)``, each in its cheapest verified form."""
+    g, dg = logratio_expr(gen), logratio_grad_expr(gen)
+    args = (L, E_RATIO)
+    g_e = _exp_to_ratio(g)
+    dg_e = _exp_to_ratio(dg)
+    g_best = _cheapest([g_e, _exp_to_ratio(_try_simplify(g) or g), _try_simplify(g_e)], g, args) or g
+    dg_best = _cheapest([dg_e, _exp_to_ratio(_cheaper_grad(gen)), _try_simplify(dg_e)], dg, args) or dg
+    return g_best, dg_best
+
+
+@functools.lru_cache(maxsize=256)
 def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool, bool]:
     """``(l, E) ↦ (g(l), g'(l))`` with ``E = e^l`` supplied by the caller (torch).
 
@@ -392,12 +404,8 @@ def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool,
     ``E``, with or without ``sympy.simplify``) that matches the direct expression on a
     grid; common subexpressions of ``g`` and ``g'`` are computed once (``cse``).
     """
-    g, dg = logratio_expr(gen), logratio_grad_expr(gen)
     args = (L, E_RATIO)
-    g_e = _exp_to_ratio(g)
-    dg_e = _exp_to_ratio(dg)
-    g_best = _cheapest([g_e, _exp_to_ratio(_try_simplify(g) or g), _try_simplify(g_e)], g, args) or g
-    dg_best = _cheapest([dg_e, _exp_to_ratio(_cheaper_grad(gen)), _try_simplify(dg_e)], dg, args) or dg
+    g_best, dg_best = _ratio_exprs(gen)
     try:
         fn = inplace_program((g_best, dg_best), args, donate=True)
     except _Unsupported:
@@ -525,5 +533,55 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
             with torch.no_grad():
                 return forward_parts(z, w, log_w, False, pool)[0]
         return _FdivKernel.apply(z, w, log_w)
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=64)
+def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, float]) -> Callable:
+    """:func:`fdiv_kernel_torch` with its forward pass (value *and* analytic gradient)
+    compiled by ``torch.compile`` (inductor fuses the elementwise work into a few loops).
+
+    Optional: compilation takes seconds per generator and shape, needs a C++ compiler,
+    and may be unavailable; ``w2sg bench`` measures it.  Same contract as the eager kernel.
+    """
+    import torch
+
+    g_e, dg_e = _ratio_exprs(gen)
+    gd = sp.lambdify((L, E_RATIO), (g_e, dg_e), modules=_TORCH_MODULES)
+    lo, hi = slopes
+    lc = float(clamp)
+
+    def parts(z, w, log_w):
+        log_s = torch.log_softmax(z, dim=-1)
+        s = torch.exp(log_s)
+        l_raw = log_s - log_w
+        l = l_raw.clamp(-lc, lc)
+        gv, dg = gd(l, torch.exp(l))
+        gv = (gv + torch.where(l_raw < -lc, lo * (l_raw + lc), 0.0)
+              + torch.where(l_raw > lc, hi * (l_raw - lc), 0.0))
+        a = w * dg
+        return (w * gv).sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
+
+    compiled = torch.compile(parts, dynamic=False)
+
+    class _Compiled(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, w, log_w):
+            per_example, grad = compiled(z, w, log_w)
+            ctx.save_for_backward(grad)
+            return per_example
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, gout):
+            (grad,) = ctx.saved_tensors
+            return grad * gout.reshape(-1, 1).contiguous(), None, None
+
+    def kernel(z, w, log_w):
+        if not z.requires_grad or not torch.is_grad_enabled():
+            with torch.no_grad():
+                return compiled(z, w, log_w)[0]
+        return _Compiled.apply(z, w, log_w)
 
     return kernel
