@@ -249,7 +249,7 @@ def bench_training(n: int = 8000, d: int = 2304, d_weak: int = 384, steps: int =
     Xw = X[:, :d_weak].copy()
     fns = {name: (lambda name=name: _train_once(X, y, name, steps)) for name in losses}
     fns[f"ensemble{members}"] = lambda: _ensemble_once(X, Xw, y, steps, members)
-    timings = _interleaved(fns, reps, warmup=0)
+    timings = _interleaved(fns, reps, warmup=1)
     few = max(2, steps // 10)
     peaks = {name: peak_memory_mib(lambda name=name: _train_once(X, y, name, few)) for name in losses}
     peaks[f"ensemble{members}"] = peak_memory_mib(lambda: _ensemble_once(X, Xw, y, few, members))
