@@ -77,6 +77,9 @@ def run_phases(phases: Sequence[Iterable[tuple]], address: str | None = None,
     listing the jobs that failed (after every other job has finished).
     """
     ray = require_ray()
+    phases = [list(p) for p in phases]
+    if not any(phases):
+        return {"executed": 0, "address": None}
     started = False
     if not ray.is_initialized():
         kw = {"include_dashboard": False, "log_to_driver": False,
@@ -98,7 +101,7 @@ def run_phases(phases: Sequence[Iterable[tuple]], address: str | None = None,
                     try:
                         ray.get(ref)
                         executed += 1
-                    except (ray.exceptions.RayError, Exception) as exc:  # noqa: BLE001 - reported below
+                    except Exception as exc:  # noqa: BLE001 - RayError or the task's own: reported below
                         failures.append((job, exc))
                     if progress is not None:
                         progress(1)
