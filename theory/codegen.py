@@ -537,6 +537,11 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     return kernel
 
 
+def _text_hash(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @functools.lru_cache(maxsize=64)
 def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, float]) -> Callable:
     """:func:`fdiv_kernel_torch` with its forward pass (value *and* analytic gradient)
@@ -563,6 +568,12 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
         a = w * dg
         return (w * gv).sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
 
+    # one code object per generator: dynamo caches compiled frames per code object, and
+    # closures sharing one would count as recompilations of a single frame (limit 8)
+    import types
+    name = f"fdiv_parts_{_text_hash(gen.text)}"
+    parts = types.FunctionType(parts.__code__.replace(co_name=name, co_qualname=name),
+                               parts.__globals__, name, parts.__defaults__, parts.__closure__)
     compiled = torch.compile(parts, dynamic=False)
 
     class _Compiled(torch.autograd.Function):
