@@ -48,11 +48,15 @@ def make(root, figures_dir) -> FigureResult:
                     summary.setdefault(f"{task} | {pair}", {})[loss] = {
                         f"{xx:g}": [round(mm, 4), round(ss, 4)] for xx, mm, ss in zip(x, m, s)}
             if metric == "acc":
+                vals = {}
                 for which in ("weak", "ceiling"):
                     mu, sd, cnt = ref.get(which, (float("nan"),) * 3)
                     if cnt:
-                        ax.axhline(mu, **style.REFERENCE[which], label=f"{which} ({mu:.3f})")
-                ax.set_title(f"{task}\n{pair}", fontsize=7)
+                        ax.axhline(mu, **style.REFERENCE[which],
+                                   label="weak supervisor" if which == "weak" else "strong ceiling")
+                        vals[which] = mu
+                sub = " · ".join(f"{k} {v:.3f}" for k, v in vals.items())
+                ax.set_title(f"{task}\n{pair}" + (f"\n{sub}" if sub else ""), fontsize=6.5)
                 ax.set_ylabel("test accuracy" if j == 0 else "")
             else:
                 ax.axhline(0, **style.REFERENCE["weak"])
