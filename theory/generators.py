@@ -78,8 +78,8 @@ class Generator:
     description: str = ""
     convexity: str = "named"
 
-    def __hash__(self) -> int:  # sympy expressions hash by structure
-        return hash((self.name, sp.srepr(self.expr)))
+    def __hash__(self) -> int:  # sympy caches its structural hash: cheap on every lookup
+        return hash((self.name, self.expr))
 
     @property
     def text(self) -> str:
