@@ -10,6 +10,23 @@ dispatch the same functions.  Records go to::
     <results root>/runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   one W2S run
 
 A run whose record exists is skipped (resume); records are written atomically.
+
+Record schema (``kind = "run"``)::
+
+    kind, config (the run config below), config_hash, code_version, written_at,
+    task, weak, strong, loss, noise, seed,
+    metrics: acc, auroc, ece (test split), pgr, agreement_weak (test: student vs weak
+             predictions), agreement_weak_labels_train, acc_on_flipped_train,
+             noisy_label_acc_train
+    reference: weak {acc, auroc, ece, acc_student_split}, ceiling {acc, auroc, ece,
+               agreement_weak}, gap, record (relative path of the reference record)
+    ceiling_split, splits {pool, source, sizes {weak_gt, student, test}, val_frac},
+    train_info {val_acc, best_step, final_loss, n_flipped}, timings {train_s, total_s}
+
+Reference records (``kind = "reference"``) hold config, config_hash, task, weak, strong, seed,
+weak, ceiling, gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
+features_s, total_s}.  Run config keys: kind, task, weak, strong, seed, pool, sizes,
+max_length, train, weak_train, loss, noise (and finetune when used).
 """
 from __future__ import annotations
 
