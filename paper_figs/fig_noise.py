@@ -59,7 +59,7 @@ def make(root, figures_dir) -> FigureResult:
     ax.set_title("C7 (theory/): pull on a contradicted label", fontsize=7)
     ax.set_yscale("symlog", linthresh=0.2)
     ax.set_ylim(-0.2, 20)
-    ax.legend(frameon=False, fontsize=5.5, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.legend(frameon=False, fontsize=5.5, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     summary = {"pull_limit_w0.9": lim}
     sources = [theory_source("codegen.fprime_numpy; derived.disagreement_pull")]
     message = ""

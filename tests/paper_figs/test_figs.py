@@ -146,8 +146,8 @@ def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkey
     monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
     out = cli.reproduce(root, quick=True, log=lambda *_: None)
     assert calls == [["run", "--quick", "--out", str(root)]]  # checks exist: reused
-    assert [s["step"] for s in out["steps"]] == ["check", "run", "figs"]
-    assert out["steps"][0]["status"] == "reused"
+    assert [s["step"] for s in out["steps"]] == ["run", "check", "figs"]
+    assert out["steps"][1]["status"] == "reused"
     calls.clear()
     empty = tmp_path / "empty"
     out = cli.reproduce(empty, quick=False, log=lambda *_: None)
