@@ -14,7 +14,7 @@ A run whose record exists is skipped (resume); records are written atomically.
 Record schema (``kind = "run"``)::
 
     kind, config (the run config below), config_hash, code_version, written_at,
-    task, weak, strong, loss, noise, seed,
+    task, weak, strong (model names; also as weak_model, strong_model), loss, noise, seed,
     metrics: acc, auroc, ece (test split), pgr, agreement_weak (test: student vs weak
              predictions), agreement_weak_labels_train, acc_on_flipped_train,
              noisy_label_acc_train
@@ -23,8 +23,8 @@ Record schema (``kind = "run"``)::
     ceiling_split, splits {pool, source, sizes {weak_gt, student, test}, val_frac},
     train_info {val_acc, best_step, final_loss, n_flipped}, timings {train_s, total_s}
 
-Reference records (``kind = "reference"``) hold config, config_hash, task, weak, strong, seed,
-weak, ceiling, gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
+Reference records (``kind = "reference"``) hold config, config_hash, task, weak_model,
+strong_model, seed, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
 features_s, total_s}.  Run config keys: kind, task, weak, strong, seed, pool, sizes,
 max_length, train, weak_train, loss, noise (and finetune when used).
 """
@@ -150,8 +150,8 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     finally:
         P.WEAK_TRAIN = old
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
-              "task": cfg["task"], "weak": cfg["weak"], "strong": cfg["strong"], "seed": cfg["seed"],
-              **part, "splits": task.info}
+              "task": cfg["task"], "weak_model": cfg["weak"], "strong_model": cfg["strong"],
+              "seed": cfg["seed"], **part, "splits": task.info}  # part: weak/ceiling metrics
     record["timings"]["features_s"] = t1 - t0
     record["timings"]["total_s"] = time.perf_counter() - t0
     if write:
@@ -190,7 +190,7 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     record = {
         "kind": "run", "config": config, "config_hash": config_hash(config),
         "task": config["task"], "weak": config["weak"], "strong": config["strong"],
-        "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
+        "weak_model": config["weak"], "strong_model": config["strong"], "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
         "metrics": m,
         "reference": {"weak": ref["weak"], "ceiling": ref["ceiling"], "gap": ref["gap"],
                       "record": str(rel)},
