@@ -11,10 +11,25 @@ NAME = "cost_per_step"
 TITLE = "Cost per training step of each loss vs CE and the aux-confidence baseline"
 
 
+def step_times_from_runs(root) -> readers.ReadResult:
+    """Fallback rows ``{loss, step_ms, peak_mb=None}`` from run records' training times."""
+    runs = readers.read_runs(root)
+    rows = [{"loss": r["loss"], "step_ms": 1e3 * r["train_s"] / r["steps"], "peak_mb": None,
+             "device": "cpu", "source": r["source"]}
+            for r in runs if readers.finite(r.get("train_s")) and r.get("steps")]
+    return readers.ReadResult(rows, dict.fromkeys(r["source"] for r in rows), 0, runs.folder)
+
+
 def make(root, figures_dir) -> FigureResult:
     rows = readers.read_bench(root)
+    note = ""
     if not rows:
-        return skipped(NAME, TITLE, f"no bench records under {rows.folder} (run `w2sg bench`)")
+        rows = step_times_from_runs(root)
+        if not rows:
+            return skipped(NAME, TITLE, f"no bench records under {root}/bench (run `w2sg bench`) "
+                                        "and no run records with training times")
+        note = ("from the training time recorded in each run (train_s / steps, full-batch head "
+                "training incl. validation; no memory: run `w2sg bench` for that)")
     losses = style.order_losses(r["loss"] for r in rows)
     has_mem = any(r["peak_mb"] is not None for r in rows)
     fig, axes = style.new_figure(ncols=2 if has_mem else 1,
@@ -40,9 +55,10 @@ def make(root, figures_dir) -> FigureResult:
             if summary["ce"].get("step_ms"):
                 summary[l]["time_vs_ce"] = summary[l]["step_ms"] / summary["ce"]["step_ms"]
     devices = sorted({r["device"] for r in rows})
-    fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} bench records", fontsize=7)
+    kind = "run records (training time)" if note else "bench records"
+    fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} {kind}", fontsize=7)
     caption = ("Cost. Time (and peak memory where recorded) per training step of each loss, "
                "mean ± std over repeats; dotted line: CE. f-divergence losses need no auxiliary "
-               f"model. Values: {summary}")
+               f"model. {('Measured ' + note + '. ') if note else ''}Values: {summary}")
     paths = style.save_figure(fig, figures_dir, NAME, caption, list(rows.sources))
-    return FigureResult(NAME, TITLE, "made", "", files(paths), list(rows.sources), summary)
+    return FigureResult(NAME, TITLE, "made", note, files(paths), list(rows.sources), summary)

@@ -143,6 +143,7 @@ def _run_row(rec: dict, source: str) -> RunRow | None:
             "weak_acc": weak_acc, "ceiling_acc": ceil_acc, "pgr": pgr,
             "train_s": _num(_get(rec, "timings.train_s", "metrics.train_s", "train_info.train_s",
                                  "timings.student_s")),
+            "steps": _num(_cfg(rec, "train.steps", "steps")),
             "source": source}
 
 

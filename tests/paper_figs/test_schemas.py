@@ -11,7 +11,7 @@ from paper_figs import readers
 def _run_record(loss, noise, seed, acc):
     # the shape experiments.runner.execute_run writes
     cfg = {"kind": "run", "task": "vader_cls", "weak": "minilm-l6-layer0", "strong": "minilm-l6",
-           "seed": seed, "loss": loss, "noise": noise}
+           "seed": seed, "loss": loss, "noise": noise, "train": {"steps": 200}}
     return {"kind": "run", "config": cfg, "config_hash": "x", "task": "vader_cls",
             "weak": "minilm-l6-layer0", "strong": "minilm-l6", "loss": loss, "noise": noise,
             "seed": seed, "metrics": {"acc": acc, "auroc": 0.8, "ece": 0.05, "pgr": 0.25},
@@ -64,3 +64,13 @@ def test_check_cli_schema(tmp_path):
     (ce,) = readers.read_counterexamples(tmp_path)
     assert ce["generator"] == "pearson" and ce["variant"] == "kl" and ce["counterexample"]
     assert np.isfinite(ce["gain"]) and np.isfinite(ce["misfit"])
+
+
+def test_cost_falls_back_to_run_training_times(tmp_path):
+    from paper_figs import fig_cost
+    for loss in ("ce", "js"):
+        write_record(tmp_path / "runs" / f"{loss}.json", _run_record(loss, 0.0, 0, 0.7))
+    res = fig_cost.make(tmp_path, tmp_path / "figures")
+    assert res.status == "made" and "train_s / steps" in res.message
+    assert res.summary["ce"]["step_ms"] == pytest.approx(1e3 * 0.5 / 200)
+    assert res.summary["js"]["time_vs_ce"] == pytest.approx(1.0)
