@@ -76,8 +76,15 @@ def make(root, figures_dir) -> FigureResult:
                "Tightness per bound: " + "; ".join(
                    f"{style.label(n)}: " + ", ".join(f"{b['name']} {'tight' if b['tight'] else 'loose'}"
                                                      for b in bs) for n, bs in summary.items()))
-    paths = style.save_figure(fig, figures_dir, NAME, caption,
-                              [theory_source("joint_range.tight_curve, convex_envelope; "
-                                             "inequalities.classical_bounds, compare")])
-    return FigureResult(NAME, TITLE, "made", "", files(paths),
-                        [theory_source("joint_range, inequalities")], {"bounds": summary})
+    sources = [theory_source("joint_range.tight_curve, convex_envelope; inequalities.classical_bounds, compare")]
+    from . import readers
+    c3 = readers.read_checks(root).get("C3") if root is not None else None
+    note = ""
+    if c3:
+        note = (f"Numerical check of this curve (w2sg check, {'quick' if c3.get('quick') else 'full'}): "
+                f"C3 {c3.get('status')}, worst slack {c3.get('worst_slack')}.")
+        caption += " " + note
+        sources.append(c3["source"])
+    paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
+    return FigureResult(NAME, TITLE, "made", note if c3 and c3.get("status") == "FAIL" else "", files(paths),
+                        sources, {"bounds": summary, "c3_check": {k: c3.get(k) for k in ("status", "worst_slack", "source")} if c3 else None})
