@@ -301,6 +301,15 @@ def bench_sweep_workers(workers=(1, 2), quick: bool = True, sweep: dict | None =
     except Exception as exc:  # noqa: BLE001 - e.g. no encoder / data offline
         return {"skipped": f"features unavailable: {type(exc).__name__}: {exc}"[:300]}
     rows = []
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            autogroup = fh.read().strip() == "1"
+    except OSError:
+        autogroup = None
     for nw in workers:
         with tempfile.TemporaryDirectory() as root:
             t0 = time.perf_counter()
@@ -313,6 +322,10 @@ def bench_sweep_workers(workers=(1, 2), quick: bool = True, sweep: dict | None =
         r["speedup"] = base / r["runs_s"] if r["runs_s"] > 0 else float("nan")
     return {"sweep": {k: sweep[k] for k in ("tasks", "weak", "losses", "noise", "seeds")},
             "references": len(refs), "runs": len(runs), "rows": rows,
+            "load_average_before": load, "sched_autogroup": autogroup,
+            "note": "wall time needs idle cores: with the kernel's autogroup scheduling, all "
+                    "workers of one session share that session's CPU share, so on a machine "
+                    "busy with other sessions more workers do not get more CPU",
             "target": "2 workers >= 1.6x faster than 1"}
 
 
@@ -444,6 +457,9 @@ def format_tables(record: dict) -> str:
                              f"({sw['target']}):")
                 for r in sw["rows"]:
                     lines.append(f"  {r['workers']} worker(s): {r['runs_s']:.1f} s  speedup {r['speedup']:.2f}×")
+                load = sw.get("load_average_before")
+                lines.append(f"  (load average before: {_fmt(load[0]) if load else '—'} on "
+                             f"{record['machine']['cpus']} CPUs; autogroup scheduling: {sw.get('sched_autogroup')})")
     cv = record.get("curve")
     if cv:
         lines.append("")
