@@ -1,9 +1,4 @@
-"""``w2sg bench`` (benchmarks) and the ``--backend`` / ``--address`` options of ``w2sg run``.
-
-``w2sg run --backend ray`` is wired here so the run command's own module stays as it is:
-the options set ``$W2SG_BACKEND`` / ``$W2SG_RAY_ADDRESS``, which
-:func:`experiments.runner.run_sweep` reads.
-"""
+"""``w2sg bench``: benchmarks (loss kernels vs CE, training cost, scaling, curve speed)."""
 from __future__ import annotations
 
 import os
@@ -36,7 +31,6 @@ def register(subparsers) -> None:
                    help="comma-separated generators to also measure under torch.compile "
                         "(default: all named and typed; none with --quick; 'none' to skip)")
     p.set_defaults(func=_bench)
-    _hook_run(subparsers)
 
 
 def _bench(args) -> int:
@@ -76,34 +70,3 @@ def _bench(args) -> int:
     return 0
 
 
-def _hook_run(subparsers) -> None:
-    """Add ``--backend local|ray`` and ``--address`` to ``w2sg run`` if that command exists."""
-    run = subparsers.choices.get("run")
-    if run is None:
-        return
-    run.add_argument("--backend", choices=("local", "ray"), default=None,
-                     help="where runs execute: local processes (default) or Ray tasks "
-                          "(optional extra: pip install 'w2sg[ray]')")
-    run.add_argument("--address", default=None,
-                     help="Ray cluster address (ray://host:10001, host:6379 or auto); "
-                          "default: start a local Ray with --workers CPUs")
-    inner = run.get_default("func")
-
-    def func(args):
-        backend = getattr(args, "backend", None)
-        address = getattr(args, "address", None)
-        if address and backend != "ray":
-            raise _usage("--address needs --backend ray")
-        if backend == "ray":
-            try:
-                from .backends.ray_backend import require_ray
-                require_ray()
-            except ImportError as exc:
-                raise _usage(str(exc)) from None
-        if backend:
-            os.environ["W2SG_BACKEND"] = backend
-        if address:
-            os.environ["W2SG_RAY_ADDRESS"] = address
-        return inner(args)
-
-    run.set_defaults(func=func)

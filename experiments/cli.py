@@ -30,6 +30,12 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where runs execute: local processes (default) or Ray tasks "
+                        "(optional extra: pip install 'w2sg[ray]')")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (ray://host:10001, host:6379 or auto); "
+                        "default: start a local Ray with --workers CPUs")
     p.add_argument("--finetune", action="store_true",
                    help="fine-tune the whole strong encoder (student and ceiling; slow: small runs only)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
@@ -156,6 +162,21 @@ def _validate(sweep: dict) -> None:
     _ = MODELS
 
 
+def _backend(args) -> tuple[str, str | None]:
+    """``(backend, address)`` from ``--backend`` / ``--address``; Ray must be importable."""
+    backend = getattr(args, "backend", None) or "local"
+    address = getattr(args, "address", None)
+    if address and backend != "ray":
+        raise _usage("--address needs --backend ray")
+    if backend == "ray":
+        try:
+            from .backends.ray_backend import require_ray
+            require_ray()
+        except ImportError as exc:
+            raise _usage(str(exc)) from None
+    return backend, address
+
+
 def _run(args) -> int:
     import json
     import time
@@ -172,11 +193,13 @@ def _run(args) -> int:
         emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
              args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
         return 0
+    backend, address = _backend(args)
     _writable(root / "runs", "results folder")
     _writable(data_cache() / "embeddings", "cache folder")
     t0 = time.perf_counter()
     try:
-        info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json)
+        info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
+                         backend=backend, address=address)
     except DataUnavailable as exc:
         raise _usage(str(exc)) from None
     rows = summarize(sweep, root)

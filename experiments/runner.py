@@ -223,13 +223,12 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
               backend: str | None = None, address: str | None = None) -> dict:
     """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones.
 
-    ``backend``: ``local`` (processes; default, or ``$W2SG_BACKEND``) or ``ray`` (Ray tasks on
-    the cluster at ``address`` / ``$W2SG_RAY_ADDRESS``, else a local Ray with ``workers``
+    ``backend``: ``local`` (processes; default) or ``ray`` (Ray tasks on
+    the cluster at ``address``, else a local Ray with ``workers``
     CPUs; :mod:`experiments.backends.ray_backend`).
     """
     from tqdm.auto import tqdm
-    backend = backend or os.environ.get("W2SG_BACKEND") or "local"
-    address = address or os.environ.get("W2SG_RAY_ADDRESS") or None
+    backend = backend or "local"
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be local or ray, got {backend!r}")
     root = results_root(root)
