@@ -52,7 +52,10 @@ def _comparable(path: Path):
 def ray_local(tmp_path, monkeypatch):
     """A local Ray (2 CPUs) whose workers use the fake encoders of :mod:`tests.bench.fake_env`."""
     from tests.bench import fake_env
-    fake_env.install()  # the driver computes features too (prepare_features)
+    import experiments.embed as E
+    # the driver computes features too (prepare_features); undone after the test, so
+    # later tests in this process see the real encoders again
+    monkeypatch.setattr(E, "features", fake_env.fake_features)
     hang = tmp_path / "hang"
     hang.mkdir()
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
