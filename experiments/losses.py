@@ -155,10 +155,10 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
             (``"(t-1)**2/(t+1)"``) or a :class:`theory.Generator`.
         smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
-        fused: use the generated fused kernel :func:`theory.codegen.fdiv_kernel_torch`
+        fused: use the generated fused kernel :func:`theory.torch_kernel.fdiv_kernel_torch`
             (same values; analytic gradient; weak labels prepared once per tensor);
             ``"compile"``: the same kernel through ``torch.compile``
-            (:func:`theory.codegen.fdiv_kernel_compiled`; seconds to compile per shape).
+            (:func:`theory.torch_kernel.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
             not twice differentiable: pass ``fused=False`` for Hessians.
@@ -170,7 +170,7 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
         logits = logits.float()
     k = logits.shape[1]
     if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
-        from theory.codegen import fdiv_kernel_compiled, fdiv_kernel_torch
+        from theory.torch_kernel import fdiv_kernel_compiled, fdiv_kernel_torch
         w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
         if w.shape[0] != logits.shape[0]:
             raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")

@@ -1,0 +1,491 @@
+"""A fused f-divergence training kernel generated from the symbolic generator.
+
+``(z, w, log w) ↦ Σ_c w_c g(l_c)`` with ``l = log_softmax(z) − log w`` and ``g(l) = f(e^l)``
+(:func:`theory.codegen.logratio_expr`), whose gradient is generated from ``g'`` rather than
+traced by autograd.  It is the speed path of :func:`experiments.losses.fdiv_loss`; the
+reference path (autograd through :func:`theory.codegen.logratio_torch`) gives the same
+values and gradients (``tests/bench/test_kernels.py``).  Nothing here is retyped by hand:
+``g`` and ``g'`` come from sympy, rewritten into the cheapest form that agrees with the
+direct expression on a grid, and executed as an in-place program over reused buffers.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from .codegen import (_TORCH_MODULES, logratio_expr, logratio_grad_expr, numpy_function)
+from .generators import Generator
+from .parsing import L
+
+__all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "logratio_value_and_grad_ratio_torch",
+           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO"]
+
+
+def _cheaper_grad(gen: Generator) -> sp.Expr:
+    """``g'`` in the cheapest form found: ``sympy.simplify`` when it has fewer operations,
+    no ``Piecewise``, and agrees with the unsimplified derivative on a grid (float64).
+
+    (``js``: 24 → 9 operations, ``neyman``: 9 → 2, ``hellinger``: 6 → 4.)
+    """
+    dg = logratio_grad_expr(gen)
+    if sp.count_ops(dg) > 80 or not dg.free_symbols:
+        return dg
+    try:
+        cand = sp.simplify(dg)
+    except Exception:  # noqa: BLE001 - simplification is an optimisation only
+        return dg
+    if cand.has(sp.Piecewise) or sp.count_ops(cand) >= sp.count_ops(dg):
+        return dg
+    grid = np.linspace(-25.0, 25.0, 201)
+    with np.errstate(all="ignore"):
+        a = np.asarray(numpy_function(dg, L)(grid), dtype=float)
+        b = np.asarray(numpy_function(cand, L)(grid), dtype=float)
+    ok = np.isfinite(a)
+    if not np.array_equal(ok, np.isfinite(b)) or not np.allclose(a[ok], b[ok], rtol=1e-9, atol=1e-12):
+        return dg
+    return cand
+
+
+#: Stands for ``e^l = s / w`` in :func:`logratio_value_and_grad_ratio_torch`.
+E_RATIO = sp.Symbol("E_ratio", positive=True)
+
+
+def _exp_to_ratio(expr: sp.Expr) -> sp.Expr:
+    """Replace ``exp(c·l)`` by ``E^c`` for integer and half-integer ``c`` (``E = e^l``):
+    powers, products and square roots of ``E`` need no transcendental function."""
+    def rep(arg):
+        c = sp.nsimplify(sp.simplify(arg / L)) if arg.has(L) else None
+        if c is not None and c.is_Rational and (2 * c).is_Integer and abs(c) <= 4:
+            return E_RATIO ** c
+        return sp.exp(arg)
+    return expr.replace(sp.exp, rep)
+
+
+def _cheapest(candidates, ref: sp.Expr, args) -> sp.Expr:
+    """The cheapest candidate (:func:`_cost`) that agrees with ``ref`` on an ``l`` grid."""
+    grid = np.linspace(-25.0, 25.0, 201)
+    vals = [grid, np.exp(grid)][:len(args)]
+    with np.errstate(all="ignore"):
+        want = np.broadcast_to(np.asarray(numpy_function(ref, L)(grid), dtype=float), grid.shape)
+    ok = np.isfinite(want)
+    best = None
+    for cand in candidates:
+        if cand is None or cand.has(sp.Piecewise):
+            continue
+        try:
+            fn = sp.lambdify(args, cand, modules=["numpy"])
+            with np.errstate(all="ignore"):
+                got = np.broadcast_to(np.asarray(fn(*vals), dtype=float), grid.shape)
+        except Exception:  # noqa: BLE001 - a candidate that does not evaluate is skipped
+            continue
+        if not np.array_equal(ok, np.isfinite(got)) or not np.allclose(
+                got[ok], want[ok], rtol=1e-9, atol=1e-12):
+            continue
+        if best is None or _cost(cand) < _cost(best):
+            best = cand
+    return best
+
+
+def _cost(expr: sp.Expr) -> int:
+    """Operation count, a transcendental function (``exp``, ``log``, ``sinh`` …) worth 20."""
+    heavy = sum(1 for node in sp.preorder_traversal(expr)
+                if isinstance(node, sp.Function) and not isinstance(node, (sp.Abs, sp.sign)))
+    return int(sp.count_ops(expr)) + 20 * heavy
+
+
+def _try_simplify(expr: sp.Expr):
+    if sp.count_ops(expr) > 80:
+        return None
+    try:
+        return sp.simplify(expr)
+    except Exception:  # noqa: BLE001 - simplification is an optimisation only
+        return None
+
+
+
+# ----------------------------------------------------------------------------- in-place programs
+_UNARY = {sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.sign: "sign", sp.sinh: "sinh",
+          sp.cosh: "cosh", sp.tanh: "tanh", sp.sqrt: "sqrt"}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class BufferPool:
+    """Scratch tensors reused across calls (per thread): ``get(like)`` a free tensor shaped
+    like ``like`` (else a new one), ``put`` it back.  Re-touching memory that is already
+    mapped avoids the page faults that dominate a fresh large tensor on CPU."""
+
+    def __init__(self):
+        import threading
+        self._local = threading.local()
+
+    def _free(self) -> dict:
+        free = getattr(self._local, "free", None)
+        if free is None:
+            free = self._local.free = {}
+        return free
+
+    def get(self, like):
+        import torch
+        key = (tuple(like.shape), like.dtype, like.device)
+        stack = self._free().get(key)
+        return stack.pop() if stack else torch.empty(key[0], dtype=key[1], device=key[2])
+
+    def put(self, t) -> None:
+        stack = self._free().setdefault((tuple(t.shape), t.dtype, t.device), [])
+        if len(stack) < 8 and not any(x is t for x in stack):
+            stack.append(t)
+
+    def clear(self) -> None:
+        self._free().clear()
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for v in self._free().values() for t in v)
+
+
+#: Scratch space of :func:`fdiv_kernel_torch` (``WORKSPACE.clear()`` releases it).
+WORKSPACE = BufferPool()
+
+
+def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
+    """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
+
+    The expression DAG (identical subtrees evaluated once) is run node by node; a node
+    whose operand is a temporary at its last use overwrites it in place (``mul_``,
+    ``exp_`` …) instead of allocating.  On CPU a fresh ``n × k`` tensor costs several
+    times an in-place pass, so this is most of the speed of a generated loss.  Raises
+    ``_Unsupported`` for node types it does not know (the caller falls back to lambdify).
+    Outputs that are constant come back as Python floats.  ``donate=True``: the input
+    tensors belong to the program too and may be overwritten at their last use.
+    """
+    import torch
+    order: list = []
+    uses: dict = {}
+
+    def visit(e):
+        if e in uses:
+            uses[e] += 1
+            return
+        uses[e] = 1
+        if not (e.is_Symbol or e.is_Number):
+            if not (isinstance(e, (sp.Add, sp.Mul, sp.Pow)) or type(e) in _UNARY):
+                raise _Unsupported(type(e).__name__)
+            for a in e.args:
+                visit(a)
+        order.append(e)
+
+    for e in exprs:
+        visit(e)
+        uses[e] += 1  # outputs are never overwritten
+    for a in args:
+        uses.setdefault(a, 1)
+    steps = []
+    for e in order:
+        if e.is_Symbol:
+            if e not in args:
+                raise _Unsupported(f"free symbol {e}")
+            continue
+        if e.is_Number:
+            if not e.is_real:
+                raise _Unsupported(str(e))
+            continue
+        steps.append(e)
+
+    def run(*vals, pool=None):
+        env = {a: v for a, v in zip(args, vals)}
+
+        def new(like):
+            return pool.get(like) if pool is not None else torch.empty_like(like)
+
+        owned = {a for a, v in zip(args, vals) if isinstance(v, torch.Tensor)} if donate else set()
+        left = dict(uses)
+
+        def val(e):
+            return float(e) if e.is_Number else env[e]
+
+        def take(e):
+            """Operand ``e``; (value, may overwrite)."""
+            left[e] -= 1
+            v = val(e)
+            return v, (e in owned and left[e] == 0)
+
+        for e in steps:
+            ops = [take(a) for a in e.args]
+            tensors = [(v, own) for v, own in ops if isinstance(v, torch.Tensor)]
+            consts = [v for v, _ in ops if not isinstance(v, torch.Tensor)]
+            if isinstance(e, (sp.Add, sp.Mul)):
+                mul = isinstance(e, sp.Mul)
+                c = math.prod(consts) if mul else sum(consts)
+                if not tensors:
+                    env[e] = c
+                    continue
+                acc, own = next(((v, o) for v, o in tensors if o), tensors[0])
+                rest = [v for v, o in tensors if v is not acc] + \
+                       [v for v, o in tensors if v is acc][1:]
+                if not own:
+                    op = torch.mul if mul else torch.add
+                    if rest:
+                        acc = op(acc, rest.pop(0), out=new(acc))
+                    elif (mul and c != 1) or (not mul and c != 0):
+                        acc = op(acc, c, out=new(acc))
+                        c = 1 if mul else 0
+                    else:
+                        acc = new(acc).copy_(acc)
+                for v in rest:
+                    acc = acc.mul_(v) if mul else acc.add_(v)
+                if mul and c != 1:
+                    acc = acc.neg_() if c == -1 else acc.mul_(c)
+                elif not mul and c != 0:
+                    acc = acc.add_(c)
+            elif isinstance(e, sp.Pow):
+                (b, own), (x, _) = ops
+                if isinstance(x, torch.Tensor):
+                    acc = torch.pow(b, x, out=new(x if not isinstance(b, torch.Tensor) else b))
+                elif not isinstance(b, torch.Tensor):
+                    env[e] = float(b) ** x
+                    continue
+                else:
+                    fn = {2.0: "square", -1.0: "reciprocal", 0.5: "sqrt", -0.5: "rsqrt",
+                          1.0: None}.get(x, "pow")
+                    if fn is None:
+                        acc = b if own else new(b).copy_(b)
+                    elif fn == "pow":
+                        acc = b.pow_(x) if own else torch.pow(b, x, out=new(b))
+                    else:
+                        acc = getattr(b, fn + "_")() if own else getattr(torch, fn)(b, out=new(b))
+            else:
+                (b, own), = ops
+                name = _UNARY[type(e)]
+                if not isinstance(b, torch.Tensor):
+                    env[e] = float(sp.N(e))
+                    continue
+                acc = getattr(b, name + "_")() if own else getattr(torch, name)(b, out=new(b))
+            env[e] = acc
+            owned.add(e)
+            if pool is not None:  # temporaries that died here go back to the pool
+                for a in e.args:
+                    if a in owned and left[a] == 0 and env[a] is not acc:
+                        pool.put(env[a])
+                        owned.discard(a)
+        return tuple(val(e) for e in exprs)
+
+    return run
+
+
+@functools.lru_cache(maxsize=256)
+def _ratio_exprs(gen: Generator) -> tuple[sp.Expr, sp.Expr]:
+    """``(g, g')`` as functions of ``(l, E = e^l)``, each in its cheapest verified form."""
+    g, dg = logratio_expr(gen), logratio_grad_expr(gen)
+    args = (L, E_RATIO)
+    g_e = _exp_to_ratio(g)
+    dg_e = _exp_to_ratio(dg)
+    g_best = _cheapest([g_e, _exp_to_ratio(_try_simplify(g) or g), _try_simplify(g_e)], g, args) or g
+    dg_best = _cheapest([dg_e, _exp_to_ratio(_cheaper_grad(gen)), _try_simplify(dg_e)], dg, args) or dg
+    return g_best, dg_best
+
+
+@functools.lru_cache(maxsize=256)
+def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool, bool]:
+    """``(l, E) ↦ (g(l), g'(l))`` with ``E = e^l`` supplied by the caller (torch).
+
+    ``l`` and ``E`` are overwritten (they are scratch space of the caller).
+
+    A loss already has ``s = softmax(z)``, so ``E = s / w`` costs one division instead of
+    an ``exp`` per element: ``pearson`` ``(E−1)²``, ``hellinger`` ``(√E−1)²``, ``neyman``
+    ``(E−1)²/E`` need no transcendental function at all.  Returns the function and
+    whether it reads ``l`` (``kl``, ``js``, ``jeffreys``, ``reverse_kl`` do; the caller
+    skips forming ``l`` otherwise).  Each output is the cheapest form found (``exp`` →
+    ``E``, with or without ``sympy.simplify``) that matches the direct expression on a
+    grid; common subexpressions of ``g`` and ``g'`` are computed once (``cse``).
+    """
+    args = (L, E_RATIO)
+    g_best, dg_best = _ratio_exprs(gen)
+    try:
+        fn = inplace_program((g_best, dg_best), args, donate=True)
+    except _Unsupported:
+        fn = sp.lambdify(args, (g_best, dg_best), modules=_TORCH_MODULES, cse=True)
+    return (fn, bool(g_best.has(L) or dg_best.has(L)),
+            bool(g_best.has(E_RATIO) or dg_best.has(E_RATIO)))
+
+
+@functools.lru_cache(maxsize=256)
+def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
+                      workspace: bool = True) -> Callable:
+    """A fused ``D_f(softmax(z) ‖ w)`` kernel for training: ``(z, w, log w) ↦ per-example loss``.
+
+    Same value as the reference path of :func:`experiments.losses.fdiv_loss` (``g`` on
+    ``l = log_softmax(z) − log w`` clamped to ``[−clamp, clamp]`` and continued linearly
+    with ``slopes = (g'(−clamp), g'(clamp))``), but its gradient is generated, not traced:
+    with ``a = w ⊙ g'(clamp(l))`` (``g'`` from :func:`logratio_grad_expr`; the derivative of
+    the linear continuation is ``g'`` at the clamp)
+
+        ``∂/∂z_j Σ_c w_c g(l_c) = a_j − s_j Σ_c a_c``,  ``s = softmax(z)``.
+
+    ``e^l`` is taken as ``s / w`` (:func:`logratio_value_and_grad_ratio_torch`), so most
+    generators need no transcendental function beyond the softmax; ``l`` itself is only
+    formed for generators that read it.  The forward pass evaluates ``g`` and ``g'``
+    together (common subexpressions shared), forms that
+    gradient in place and saves only it (one ``n × k`` tensor, as cross-entropy saves
+    ``log_softmax``), so the backward pass is one multiply.  Autograd through the
+    elementwise expression would instead save several intermediates and replay every op.
+    The tail terms are only formed when some ``|l|`` exceeds the clamp (one min/max pass).
+    ``g`` and ``g'`` run as an :func:`inplace_program`; with ``workspace`` (default) the
+    ``n × k`` scratch tensors come from :data:`WORKSPACE` and stay allocated between calls
+    (``WORKSPACE.nbytes()``; ``WORKSPACE.clear()`` frees them).
+
+    Not twice differentiable (raises on double backward); ``w`` must not require grad —
+    callers fall back to autograd through :func:`logratio_torch` for those cases.
+    """
+    import torch
+
+    gd, needs_l, needs_ratio = logratio_value_and_grad_ratio_torch(gen)
+    pool = WORKSPACE if workspace else None
+    native = gd.__name__ == "run"  # an in-place program (else the lambdify fallback)
+    lo, hi = slopes
+    lc = float(clamp)
+    e_lo, e_hi = math.exp(-lc), math.exp(lc)
+
+    def owned(x, *others):
+        return isinstance(x, torch.Tensor) and not any(x is o for o in others)
+
+    def forward_parts(z, w, log_w, need_grad, pool):
+        # n × k temporaries are written in place, or taken from the reused workspace: a
+        # fresh large tensor costs several times an arithmetic pass over it on CPU
+        # (page faults), more than any op here.
+        scratch = []
+
+        def buf(like=z):
+            t = pool.get(like) if pool is not None else torch.empty_like(like)
+            scratch.append(t)
+            return t
+
+        if z.shape[-1] <= 16:  # few classes: log_softmax + exp is the faster pair
+            log_s = torch._log_softmax(z, -1, False, out=buf())
+            s = torch.exp(log_s, out=buf())
+
+            def logratio():
+                return log_s.sub_(log_w)
+        else:  # many classes: softmax once, log s = z − lse without a second exp pass
+            s = torch._softmax(z, -1, False, out=buf())
+
+            def logratio():
+                # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
+                lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
+                return torch.sub(z, lse, out=buf()).sub_(log_w)
+
+        ratio = l = None
+        if needs_ratio:
+            ratio = torch.div(s, w, out=buf())  # e^l without an exp
+            r_lo, r_hi = torch.aminmax(ratio)
+            tails = not (bool(r_lo >= e_lo) and bool(r_hi <= e_hi))  # NaN: slow path
+            if needs_l or tails:
+                l = logratio()
+        else:
+            l = logratio()
+            l_lo, l_hi = torch.aminmax(l)
+            tails = not (bool(l_lo >= -lc) and bool(l_hi <= lc))
+        if tails:
+            l_raw = l
+            l = torch.clamp(l_raw, -lc, lc, out=buf())
+            ratio = torch.exp(l, out=buf())
+        gv, dg = gd(l, ratio, pool=pool) if native else gd(l, ratio)  # overwrites l, ratio
+        if not owned(gv, dg):
+            gv = torch.add(torch.zeros_like(s), gv)
+        if tails:
+            zero = torch.zeros((), dtype=s.dtype)
+            gv.add_(torch.where(l_raw < -lc, lo * (l_raw + lc), zero))
+            gv.add_(torch.where(l_raw > lc, hi * (l_raw - lc), zero))
+        per_example = gv.mul_(w).sum(dim=-1)
+        grad = None
+        if need_grad:
+            # the gradient is saved for backward: a fresh tensor, never workspace
+            grad = torch.mul(w, dg)
+            grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
+        if pool is not None:
+            for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
+                pool.put(t)
+        return per_example, grad
+
+    def parts(z, w, log_w, need_grad):
+        if w.requires_grad or log_w.requires_grad:
+            raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
+        return forward_parts(z, w, log_w, need_grad, pool)
+
+    return _with_saved_gradient(parts)
+
+
+def _text_hash(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=64)
+def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, float]) -> Callable:
+    """:func:`fdiv_kernel_torch` with its forward pass (value *and* analytic gradient)
+    compiled by ``torch.compile`` (inductor fuses the elementwise work into a few loops).
+
+    Optional: compilation takes seconds per generator and shape, needs a C++ compiler,
+    and may be unavailable; ``w2sg bench`` measures it.  Same contract as the eager kernel.
+    """
+    import torch
+
+    g_e, dg_e = _ratio_exprs(gen)
+    gd = sp.lambdify((L, E_RATIO), (g_e, dg_e), modules=_TORCH_MODULES)
+    lo, hi = slopes
+    lc = float(clamp)
+
+    def parts(z, w, log_w):
+        log_s = torch.log_softmax(z, dim=-1)
+        s = torch.exp(log_s)
+        l_raw = log_s - log_w
+        l = l_raw.clamp(-lc, lc)
+        gv, dg = gd(l, torch.exp(l))
+        gv = (gv + torch.where(l_raw < -lc, lo * (l_raw + lc), 0.0)
+              + torch.where(l_raw > lc, hi * (l_raw - lc), 0.0))
+        a = w * dg
+        return (w * gv).sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
+
+    # one code object per generator: dynamo caches compiled frames per code object, and
+    # closures sharing one would count as recompilations of a single frame (limit 8)
+    import types
+    name = f"fdiv_parts_{_text_hash(gen.text)}"
+    parts = types.FunctionType(parts.__code__.replace(co_name=name, co_qualname=name),
+                               parts.__globals__, name, parts.__defaults__, parts.__closure__)
+    compiled = torch.compile(parts, dynamic=False)
+
+    return _with_saved_gradient(lambda z, w, log_w, need_grad: compiled(z, w, log_w))
+
+
+def _with_saved_gradient(parts: Callable) -> Callable:
+    """Wrap ``parts(z, w, log_w, need_grad) -> (per-example loss, ∂loss/∂z)`` as a
+    differentiable ``(z, w, log_w) ↦ per-example loss`` whose backward pass is one multiply
+    by the gradient saved in the forward pass (``once_differentiable``)."""
+    import torch
+
+    class _SavedGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, w, log_w):
+            per_example, grad = parts(z, w, log_w, ctx.needs_input_grad[0])
+            ctx.save_for_backward(grad if grad is not None else torch.empty(0))
+            return per_example
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, gout):
+            (grad,) = ctx.saved_tensors
+            # (a stride-0 ``expand`` of the mean's scalar makes a broadcast multiply 3-4x slower)
+            return grad * gout.reshape(-1, 1).contiguous(), None, None
+
+    def kernel(z, w, log_w):
+        if not z.requires_grad or not torch.is_grad_enabled():
+            with torch.no_grad():
+                return parts(z, w, log_w, False)[0]
+        return _SavedGradient.apply(z, w, log_w)
+
+    return kernel
