@@ -1,8 +1,8 @@
 """Independent reference implementations used as oracles by the checks.
 
 These are deliberately written separately from ``theory/`` (simpler, slower, by brute
-force) so that a check compares two routes to the same number.  They also serve as the
-flagged stand-in when a ``theory`` module is missing (see :mod:`numerics.api`).
+force) so that a check compares two routes to the same number (:mod:`numerics.api`
+holds the ``theory`` side).
 
 * :func:`divergence`: ``D_f(P‖Q) = Σ q f(p/q)`` with ``0·f(0/0)=0``, ``q f(0+)`` for
   ``p = 0`` and ``p f'(∞)`` for ``q = 0 < p`` (THEORY.md conventions).
