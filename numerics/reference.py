@@ -21,6 +21,7 @@ from scipy.optimize import minimize_scalar
 
 from theory.codegen import f_numpy, fprime_numpy
 from theory.derived import f_at_0, fprime_at_inf, to_float
+from theory.joint_range import lower_hull  # a generic hull: shared, not an oracle
 
 __all__ = ["limits", "divergence", "binary_divergence", "tv", "chi2", "two_point_curve",
            "lower_hull", "tv_inverse_from_curve", "binary_loss_constants", "binary_grad_logit"]
@@ -90,24 +91,6 @@ def two_point_curve(gen, deltas) -> tuple[np.ndarray, np.ndarray]:
             cands += [(_phi(gen, d, g), g) for g in grid]
         vals[i], qs[i] = min(cands)
     return vals, qs
-
-
-def lower_hull(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Lower convex envelope of points ``(xs, ys)`` (sorted xs) evaluated at ``xs``."""
-    ok = np.isfinite(ys)
-    x, y = xs[ok], ys[ok]
-    hull: list[int] = []
-    for i in range(len(x)):
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0:
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    out = np.full_like(ys, np.inf)
-    out[ok] = np.interp(x, x[hull], y[hull])
-    return out
 
 
 def tv_inverse_from_curve(xs: np.ndarray, env: np.ndarray, r: float) -> float:

@@ -30,7 +30,7 @@ from .derived import f_at_0, fprime_at_inf, max_value, to_float
 from .generators import Generator
 
 __all__ = ["tight_curve", "lower_bound", "two_point_minimiser", "convex_envelope",
-           "envelope_grid", "tv_inverse", "curve_is_convex"]
+           "envelope_grid", "tv_inverse", "curve_is_convex", "lower_hull"]
 
 _GOLDEN = (math.sqrt(5) - 1) / 2
 _DTYPE = np.longdouble if np.finfo(np.longdouble).eps < np.finfo(float).eps else np.float64
@@ -130,21 +130,27 @@ def envelope_grid(gen: Generator, points: int = 2001) -> tuple[np.ndarray, np.nd
     u = np.linspace(0, 1, points)
     grid = np.unique(np.concatenate([0.5 - 0.5 * np.cos(np.pi * u), np.linspace(0, 1, points)]))
     curve = tight_curve(gen, grid)
-    finite = np.isfinite(curve)
-    xs, ys = grid[finite], curve[finite]
-    hull = [0]
-    for i in range(1, len(xs)):  # monotone chain, lower hull
+    return grid, curve, lower_hull(grid, curve)
+
+
+def lower_hull(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The lower convex envelope of the finite points ``(xs, ys)`` (``xs`` sorted),
+    evaluated at ``xs`` (linear between hull vertices; ``inf`` where ``ys`` is not finite).
+    Andrew's monotone chain."""
+    finite = np.isfinite(ys)
+    x, y = xs[finite], ys[finite]
+    hull: list[int] = []
+    for i in range(len(x)):
         while len(hull) >= 2:
             a, b = hull[-2], hull[-1]
-            cross = (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a])
-            if cross <= 0:
+            if (x[b] - x[a]) * (y[i] - y[a]) - (y[b] - y[a]) * (x[i] - x[a]) <= 0:
                 hull.pop()
             else:
                 break
         hull.append(i)
-    env = np.full_like(curve, np.inf)
-    env[finite] = np.interp(xs, xs[hull], ys[hull])
-    return grid, curve, env
+    out = np.full_like(ys, np.inf, dtype=float)
+    out[finite] = np.interp(x, x[hull], y[hull])
+    return out
 
 
 def curve_is_convex(gen: Generator, rtol: float = 1e-9) -> bool:

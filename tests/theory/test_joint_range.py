@@ -90,3 +90,11 @@ def test_tv_inverse_saturates_for_bounded_divergences():
     assert tv_inverse(get_generator("tv"), 0.25) == pytest.approx(0.25, abs=1e-9)
     with pytest.raises(ValueError):
         tv_inverse(get_generator("kl"), -0.1)
+
+
+def test_lower_hull_by_hand():
+    from theory.joint_range import lower_hull
+    xs = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    ys = np.array([0.0, 2.0, 1.0, 3.0, np.inf])
+    # hull vertices (0,0), (2,1), (3,3); the infinite point is left out
+    np.testing.assert_allclose(lower_hull(xs, ys), [0.0, 0.5, 1.0, 3.0, np.inf])
