@@ -107,10 +107,18 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
         plan.append(("check", ["check", *q, "--out", str(root)]))
     else:
         plan.append(("check", None))
+    # the cost figure needs one benchmark record (training cost and loss kernels vs CE)
+    from .readers import read_bench
+    if read_bench(root):
+        plan.append(("bench", None))
+    else:
+        plan.append(("bench", ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
+                               "--out", str(root)]))
     for name, argv in plan:
         if argv is None:
             steps.append({"step": name, "status": "reused", "seconds": 0.0})
-            log(f"[reproduce] {name}: reusing records under {root / 'checks'} (--redo-checks to rerun)")
+            hint = " (--redo-checks to rerun)" if name == "check" else ""
+            log(f"[reproduce] {name}: reusing records under {root / ('checks' if name == 'check' else 'bench')}{hint}")
             continue
         log(f"[reproduce] w2sg {' '.join(argv)}")
         t0 = time.perf_counter()

@@ -32,8 +32,9 @@ def make(root, figures_dir) -> FigureResult:
                 "training incl. validation; no memory: run `w2sg bench` for that)")
     losses = style.order_losses(r["loss"] for r in rows)
     has_mem = any(r["peak_mb"] is not None for r in rows)
-    fig, axes = style.new_figure(ncols=2 if has_mem else 1,
-                                 width=2 * style.COLUMN_WIDTH if has_mem else style.COLUMN_WIDTH, height=2.6)
+    kernels = readers.read_kernel_ratios(root)
+    ncols = 1 + has_mem + bool(kernels)
+    fig, axes = style.new_figure(ncols=ncols, width=ncols * style.COLUMN_WIDTH, height=2.6)
     summary = {}
     for j, (key, ylabel) in enumerate((("step_ms", "ms per training step"), ("peak_mb", "peak memory (MiB)"))):
         if key == "peak_mb" and not has_mem:
@@ -50,9 +51,11 @@ def make(root, figures_dir) -> FigureResult:
             ax.axhline(ce, color="#000000", ls=":", lw=0.8)
         ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
         ax.set_ylabel(ylabel)
+    if kernels:
+        _kernel_panel(axes[0, ncols - 1], kernels, summary)
     if "ce" in summary:
         for l in summary:
-            if summary["ce"].get("step_ms"):
+            if summary["ce"].get("step_ms") and summary[l].get("step_ms"):
                 summary[l]["time_vs_ce"] = summary[l]["step_ms"] / summary["ce"]["step_ms"]
     devices = sorted({r["device"] for r in rows})
     kind = "run records (training time)" if note else "bench records"
@@ -60,5 +63,28 @@ def make(root, figures_dir) -> FigureResult:
     caption = ("Cost. Time (and peak memory where recorded) per training step of each loss, "
                "mean ± std over repeats; dotted line: CE. f-divergence losses need no auxiliary "
                f"model. {('Measured ' + note + '. ') if note else ''}Values: {summary}")
-    paths = style.save_figure(fig, figures_dir, NAME, caption, list(rows.sources))
-    return FigureResult(NAME, TITLE, "made", note, files(paths), list(rows.sources), summary)
+    sources = list(dict.fromkeys(list(rows.sources) + list(kernels.sources)))
+    paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
+    return FigureResult(NAME, TITLE, "made", note, files(paths), sources, summary)
+
+
+def _kernel_panel(ax, kernels, summary) -> None:
+    """Loss kernel forward+backward time ÷ CE per shape (the fused eager path; 1.5× target)."""
+    rows = [r for r in kernels if r["loss"] != "ce" and r["variant"] != "compiled"]
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    losses = style.order_losses(r["loss"] for r in rows)
+    width = 0.8 / max(1, len(shapes))
+    for j, shape in enumerate(shapes):
+        for i, l in enumerate(losses):
+            vals = [r["ratio"] for r in rows if r["loss"] == l and r["shape"] == shape]
+            if vals:
+                ax.bar(i + (j - (len(shapes) - 1) / 2) * width, vals[0], width=width,
+                       color=style.line_kw(l)["color"], alpha=0.9 if j == 0 else 0.5,
+                       hatch=None if j == 0 else "..", edgecolor="#000000", linewidth=0.3)
+                summary.setdefault(l, {})[f"kernel_ratio_{shape}"] = vals[0]
+    ax.axhline(1.0, color="#000000", ls=":", lw=0.8)
+    ax.axhline(1.5, color="#CC0000", ls="--", lw=0.8)
+    ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
+    ax.set_ylabel("loss kernel time ÷ CE")
+    ax.set_title("kernel fwd+bwd: " + ", ".join(f"{s} ({'solid' if j == 0 else 'dotted'})"
+                                                 for j, s in enumerate(shapes)), fontsize=6)

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["RunRow", "read_runs", "read_checks", "read_counterexamples", "read_bench",
+__all__ = ["RunRow", "read_runs", "read_checks", "read_counterexamples", "read_bench", "read_kernel_ratios",
            "ReadResult"]
 
 RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, source
@@ -348,42 +348,42 @@ def c6_points(check: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------- bench
 def read_bench(root: str | Path) -> ReadResult:
-    """Rows ``{loss, step_ms, peak_mb, source}`` from ``<root>/bench``."""
+    """Training-cost rows ``{loss, step_ms, peak_mb, device, source}`` from ``<root>/bench``.
+
+    Schema of a ``w2sg bench`` record (:mod:`experiments.bench`): ``training.rows`` holds one
+    row per loss with ``epoch_ms_cpu`` (one epoch = one full-batch step of the head trainer)
+    and ``peak_mib``.  The newest record that has training rows wins.
+    """
     root = Path(root)
     folder = root / "bench"
-    rows, sources, skipped = [], [], 0
-    for p in _json_files(folder):
+    for p in sorted(_json_files(folder), key=lambda q: q.name, reverse=True):
         rec = _load(p)
-        items = rec if isinstance(rec, list) else [rec]
-        if isinstance(rec, dict):
-            for key in ("rows", "results", "losses", "per_loss"):
-                if isinstance(rec.get(key), list):
-                    items = rec[key]
-                    break
-                if isinstance(rec.get(key), dict):
-                    items = [dict(v, loss=v.get("loss", k)) for k, v in rec[key].items() if isinstance(v, dict)]
-                    break
-        for it in items:
-            if not isinstance(it, dict):
-                skipped += 1
-                continue
-            loss = _get(it, "loss", "name")
-            ms = _num(_get(it, "step_ms", "ms_per_step", "time_per_step_ms", "median_ms"))
-            if ms is None:
-                s = _num(_get(it, "step_s", "s_per_step", "time_per_step_s", "seconds_per_step", "median_s"))
-                ms = None if s is None else 1e3 * s
-            mb = _num(_get(it, "peak_mb", "peak_mem_mb", "memory_mb"))
-            if mb is None:
-                b = _num(_get(it, "peak_bytes", "peak_mem_bytes", "peak_memory_bytes", "memory_bytes"))
-                mb = None if b is None else b / 2 ** 20
-            if loss is None or ms is None:
-                skipped += 1
-                continue
-            rows.append({"loss": str(loss), "step_ms": ms, "peak_mb": mb,
-                         "device": str(_get(it, "device", default=_get(rec, "device", default="cpu") if isinstance(rec, dict) else "cpu")),
-                         "source": _rel(p, root)})
-            sources.append(_rel(p, root))
-    return ReadResult(rows, dict.fromkeys(sources), skipped, folder)
+        rows = (rec.get("training") or {}).get("rows") if isinstance(rec, dict) else None
+        if not rows:
+            continue
+        device = str((rec.get("machine") or {}).get("device", "cpu"))
+        out = [{"loss": str(r["loss"]), "step_ms": float(r["epoch_ms_cpu"]),
+                "peak_mb": _num(r.get("peak_mib")), "device": device, "source": _rel(p, root)}
+               for r in rows if "loss" in r and _num(r.get("epoch_ms_cpu")) is not None]
+        return ReadResult(out, {_rel(p, root): None}, len(rows) - len(out), folder)
+    return ReadResult([], {}, 0, folder)
+
+
+def read_kernel_ratios(root: str | Path) -> ReadResult:
+    """Loss-kernel rows ``{loss, shape, variant, ratio, ms, source}`` (time ÷ CE, forward +
+    backward, median CPU time) from the newest ``w2sg bench`` record with ``kernels.shapes``."""
+    root = Path(root)
+    folder = root / "bench"
+    for p in sorted(_json_files(folder), key=lambda q: q.name, reverse=True):
+        rec = _load(p)
+        shapes = (rec.get("kernels") or {}).get("shapes") if isinstance(rec, dict) else None
+        if not shapes:
+            continue
+        out = [{"loss": str(r["loss"]), "shape": f"{sh['n']}×{sh['k']}", "variant": r.get("variant", ""),
+                "ratio": float(r["ratio_cpu"]), "ms": float(r["cpu"]["median_ms"]), "source": _rel(p, root)}
+               for sh in shapes for r in sh.get("rows", []) if "ratio_cpu" in r]
+        return ReadResult(out, {_rel(p, root): None}, 0, folder)
+    return ReadResult([], {}, 0, folder)
 
 
 def finite(x) -> bool:

@@ -54,6 +54,12 @@ def write_checks(root: Path) -> None:
 
 
 def write_bench(root: Path) -> None:
-    rows = [{"loss": l, "step_ms": ms, "peak_mb": mb}
+    """A record in the schema of ``w2sg bench`` (experiments.bench): training and kernel rows."""
+    rows = [{"loss": l, "epoch_ms_cpu": ms, "peak_mib": mb, "ratio_cpu": ms / 1.0}
             for l, ms, mb in [("ce", 1.0, 10.0), ("pearson", 1.5, 10.5), ("aux_conf", 1.2, 10.0)]]
-    write_record(root / "bench" / "bench.json", {"device": "cpu", "rows": rows})
+    kernel_rows = [{"loss": l, "variant": v, "ratio_cpu": r, "cpu": {"median_ms": 2.0 * r}}
+                   for l, v, r in [("ce", "eager", 1.0), ("pearson", "fused", 1.3), ("js", "fused", 1.7)]]
+    write_record(root / "bench" / "bench-20261129T000000Z.json",
+                 {"kind": "bench", "machine": {"device": "cpu"},
+                  "training": {"rows": rows},
+                  "kernels": {"shapes": [{"n": 64, "k": 2, "rows": kernel_rows}]}})

@@ -96,6 +96,10 @@ def test_check_readers(root):
     assert len(cex) == 1 and cex[0]["counterexample"] and cex[0]["generator"] == "pearson"
     bench = readers.read_bench(root)
     assert {r["loss"] for r in bench} == {"ce", "pearson", "aux_conf"}
+    assert [r["step_ms"] for r in bench] == [1.0, 1.5, 1.2]
+    kernels = readers.read_kernel_ratios(root)
+    assert [(r["loss"], r["shape"], r["ratio"]) for r in kernels] == [
+        ("ce", "64×2", 1.0), ("pearson", "64×2", 1.3), ("js", "64×2", 1.7)]
 
 
 def test_build_all_writes_every_figure_with_captions(root):
@@ -111,7 +115,7 @@ def test_build_all_writes_every_figure_with_captions(root):
     assert "checks/C4.json" in (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
     assert "checks/counterexamples/c5-pearson-7.json" in \
         (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
-    assert "bench/bench.json" in (root / "figures" / "cost_per_step.txt").read_text()
+    assert "bench/bench-20261129T000000Z.json" in (root / "figures" / "cost_per_step.txt").read_text()
     assert "theory/" in (root / "figures" / "c3_joint_range.txt").read_text()
     # the main figure plots the losses in the paper's legend order
     assert fig_main.compute(readers.read_runs(root))["losses"] == ["ce", "kl", "pearson", "reverse_kl"]
@@ -145,13 +149,15 @@ def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkey
     calls = []
     monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
     out = cli.reproduce(root, quick=True, log=lambda *_: None)
-    assert calls == [["run", "--quick", "--out", str(root)]]  # checks exist: reused
-    assert [s["step"] for s in out["steps"]] == ["run", "check", "figs"]
-    assert out["steps"][1]["status"] == "reused"
+    assert calls == [["run", "--quick", "--out", str(root)]]  # checks and bench exist: reused
+    assert [s["step"] for s in out["steps"]] == ["run", "check", "bench", "figs"]
+    assert out["steps"][1]["status"] == "reused" and out["steps"][2]["status"] == "reused"
     calls.clear()
     empty = tmp_path / "empty"
     out = cli.reproduce(empty, quick=False, log=lambda *_: None)
-    assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)]]
+    assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)],
+                     ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
+                      "--out", str(empty)]]
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
 
 
