@@ -210,7 +210,7 @@ def ce_loss(strong_logits: torch.Tensor, weak_probs, smoothing: float = 1e-6,
             reduction: str = "mean") -> torch.Tensor:
     """Soft-label cross-entropy ``CE(W, S) = −Σ_c w_c log s_c`` (same smoothing as :func:`fdiv_loss`)."""
     logits = as_multiclass_logits(strong_logits)
-    w = prepare_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+    w, _ = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
     per_example = -(w * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return _reduce(per_example, reduction)
 
@@ -225,7 +225,7 @@ def aux_conf_loss(strong_logits: torch.Tensor, weak_probs, alpha: float = 0.75,
     """
     logits = as_multiclass_logits(strong_logits)
     k = logits.shape[1]
-    w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+    w, _ = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
     hard = F.one_hot(logits.detach().argmax(dim=-1), k).to(logits.dtype)
     log_s = F.log_softmax(logits, dim=-1)
     per = -((1 - alpha) * w + alpha * hard) * log_s
@@ -245,9 +245,9 @@ def product_loss(strong_logits: torch.Tensor, weak_probs, alpha: float = 1.0, be
     """Burns et al. 2023 product loss: CE against the normalised product ``W^α · S^β``
     (the strong factor detached), i.e. the target is the weak and strong beliefs combined."""
     logits = as_multiclass_logits(strong_logits)
-    w = prepare_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+    w, log_w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
     log_s = F.log_softmax(logits, dim=-1)
-    target = torch.softmax(alpha * torch.log(w) + beta * log_s.detach(), dim=-1)
+    target = torch.softmax(alpha * log_w + beta * log_s.detach(), dim=-1)
     return _reduce(-(target * log_s).sum(dim=-1), reduction)
 
 
