@@ -351,8 +351,10 @@ def read_bench(root: str | Path) -> ReadResult:
     """Training-cost rows ``{loss, step_ms, peak_mb, device, source}`` from ``<root>/bench``.
 
     Schema of a ``w2sg bench`` record (:mod:`experiments.bench`): ``training.rows`` holds one
-    row per loss with ``epoch_ms_cpu`` (one epoch = one full-batch step of the head trainer)
-    and ``peak_mib``.  The newest record that has training rows wins.
+    row per loss with ``epoch_ms_wall`` / ``epoch_ms_cpu`` (one epoch = one full-batch step of
+    the head trainer) and ``peak_mib``.  Wall time is used: the losses are timed interleaved,
+    so load affects them alike, while process CPU time also counts idle-spinning pool threads
+    (seen here: CE's first epochs charged twice their wall time).  The newest record wins.
     """
     root = Path(root)
     folder = root / "bench"
@@ -362,9 +364,9 @@ def read_bench(root: str | Path) -> ReadResult:
         if not rows:
             continue
         device = str((rec.get("machine") or {}).get("device", "cpu"))
-        out = [{"loss": str(r["loss"]), "step_ms": float(r["epoch_ms_cpu"]),
+        out = [{"loss": str(r["loss"]), "step_ms": float(r["epoch_ms_wall"]),
                 "peak_mb": _num(r.get("peak_mib")), "device": device, "source": _rel(p, root)}
-               for r in rows if "loss" in r and _num(r.get("epoch_ms_cpu")) is not None]
+               for r in rows if "loss" in r and _num(r.get("epoch_ms_wall")) is not None]
         return ReadResult(out, {_rel(p, root): None}, len(rows) - len(out), folder)
     return ReadResult([], {}, 0, folder)
 
