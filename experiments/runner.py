@@ -212,6 +212,17 @@ def _worker_init():
         pass
 
 
+def _start_method() -> str:
+    """``fork`` where the platform has it (workers inherit the imported modules: a spawned
+    worker spends seconds importing torch, which dominated small sweeps), else ``spawn``.
+    ``$W2SG_START_METHOD`` overrides."""
+    import multiprocessing as mp
+    wanted = os.environ.get("W2SG_START_METHOD")
+    if wanted:
+        return wanted
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+
+
 def _dispatch(job):
     kind, config, root = job
     fn = execute_reference if kind == "reference" else execute_run
@@ -259,7 +270,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
                 bar.update(1)
         else:
             import multiprocessing as mp
-            ctx = mp.get_context("spawn")
+            ctx = mp.get_context(_start_method())
             with ctx.Pool(workers, initializer=_worker_init) as pool:
                 for phase in (jobs, run_jobs):  # references first: runs read them
                     for _ in pool.imap_unordered(_dispatch, phase, chunksize=1):
