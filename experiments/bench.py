@@ -38,6 +38,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -350,8 +351,21 @@ def bench_curve(generators=GENERATORS, typed=("(t-1)**2/(t+1)", "(sqrt(t)-1)**2"
         med = statistics.median(warm)
         rows.append({"generator": spec, "typed": spec in typed, "points": points,
                      "cold_s": cold, "warm_s": med,
-                     "points_per_s_cold": points / cold, "points_per_s": points / med})
+                     "points_per_s_cold": points / cold, "points_per_s": points / med,
+                     "derive_s": _derive_seconds(spec) if spec in typed else None})
     return {"points": points, "reps": reps, "rows": rows}
+
+
+def _derive_seconds(spec: str) -> float | None:
+    """Wall time of ``w2sg derive --f SPEC --json`` in a fresh interpreter (cold caches,
+    imports included: what a user waits for)."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "w2sg", "derive", "--f", spec, "--json"],
+                          cwd=root, capture_output=True, text=True)
+    return time.perf_counter() - t0 if proc.returncode == 0 else None
 
 
 # ----------------------------------------------------------------------------- driver
@@ -464,7 +478,10 @@ def format_tables(record: dict) -> str:
     if cv:
         lines.append("")
         lines.append(f"tight TV curve L_f(δ), {cv['points']} points")
-        lines.append(f"{'generator':<18}{'points/s':>10}{'cold pts/s':>12}")
+        lines.append(f"{'generator':<18}{'points/s':>10}{'cold pts/s':>12}{'derive s':>10}")
         for r in cv["rows"]:
-            lines.append(f"{r['generator'][:18]:<18}{r['points_per_s']:>10.0f}{r['points_per_s_cold']:>12.0f}")
+            derive = r.get("derive_s")
+            lines.append(f"{r['generator'][:18]:<18}{r['points_per_s']:>10.0f}{r['points_per_s_cold']:>12.0f}"
+                         f"{(f'{derive:.2f}' if derive is not None else '—'):>10}")
+        lines.append("derive s: `w2sg derive --f GEN --json` in a fresh interpreter (typed generators)")
     return "\n".join(lines)
