@@ -1,7 +1,6 @@
 """``w2sg run``: sweeps of real weak-to-strong runs (flags and/or a TOML config)."""
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -135,7 +134,7 @@ def resolve_sweep(args) -> tuple[dict, dict]:
 
 def _validate(sweep: dict) -> None:
     from .data.tasks import parse_task
-    from .embed import MODELS, STRONG_MODELS, WEAK_MODELS
+    from .embed import STRONG_MODELS, WEAK_MODELS
     for t in sweep["tasks"]:
         try:
             parse_task(str(t))
@@ -159,7 +158,6 @@ def _validate(sweep: dict) -> None:
         raise _usage(f"seeds must be a positive integer, got {sweep['seeds']!r}")
     if sweep["pool"] is not None and (not isinstance(sweep["pool"], int) or sweep["pool"] < 50):
         raise _usage(f"pool must be an integer ≥ 50, got {sweep['pool']!r}")
-    _ = MODELS
 
 
 def _backend(args) -> tuple[str, str | None]:
@@ -178,7 +176,6 @@ def _backend(args) -> tuple[str, str | None]:
 
 
 def _run(args) -> int:
-    import json
     import time
     from w2sg.cli import emit
     from .data.sources import DataUnavailable, data_cache

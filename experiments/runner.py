@@ -31,7 +31,6 @@ max_length, train, weak_train, loss, noise (and finetune when used).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import re
 import time

@@ -14,7 +14,6 @@ Records (under ``<results root>/checks/``, written atomically by
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 

@@ -1,7 +1,6 @@
 """``w2sg figs`` (figures from stored records) and ``w2sg reproduce`` (runs, checks, figures)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

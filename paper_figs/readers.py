@@ -267,19 +267,22 @@ def _c5_gaps(gen: str, inst: dict, variant: str):
     return g["rhs"] + g["misfit"] - g["lhs"], g["misfit"]
 
 
+def _flatten_by_generator(items):
+    """``{generator: [row, ...]}`` → ``[row + {generator}, ...]``; lists pass through."""
+    if not isinstance(items, dict):
+        return items
+    return [dict(it, generator=it.get("generator", gname))
+            for gname, lst in items.items()
+            for it in (lst if isinstance(lst, list) else [lst]) if isinstance(it, dict)]
+
+
 def c4_points(check: dict) -> list[dict]:
     """C4 instances from a check row: ``{generator, err_w, err_sw, radius, setting}``
     (``radius = L̆_f⁻¹(R_f)``; the claim is ``|err_sw − err_w| ≤ radius``)."""
     d = check.get("details") or {}
     pts = []
     items = _get(d, "instances", "points", "fits", "rows", default=None)
-    if isinstance(items, dict):
-        flat = []
-        for gname, lst in items.items():
-            for it in (lst if isinstance(lst, list) else [lst]):
-                if isinstance(it, dict):
-                    flat.append(dict(it, generator=it.get("generator", gname)))
-        items = flat
+    items = _flatten_by_generator(items)
     if isinstance(items, list):
         for it in items:
             if not isinstance(it, dict):
@@ -301,13 +304,7 @@ def c5_points(check: dict) -> list[dict]:
     d = check.get("details") or {}
     items = _get(d, "instances", "points", "scatter", default=None)
     out = []
-    if isinstance(items, dict):
-        flat = []
-        for gname, lst in items.items():
-            for it in (lst if isinstance(lst, list) else [lst]):
-                if isinstance(it, dict):
-                    flat.append(dict(it, generator=it.get("generator", gname)))
-        items = flat
+    items = _flatten_by_generator(items)
     for it in items or []:
         row = _c5_point(it)
         if row is not None:
@@ -320,13 +317,7 @@ def c6_points(check: dict) -> list[dict]:
     d = check.get("details") or {}
     items = _get(d, "per_n", "coverage", "curves", "rows", "instances", "points", default=None)
     out = []
-    if isinstance(items, dict):
-        flat = []
-        for gname, lst in items.items():
-            for it in (lst if isinstance(lst, list) else [lst]):
-                if isinstance(it, dict):
-                    flat.append(dict(it, generator=it.get("generator", gname)))
-        items = flat
+    items = _flatten_by_generator(items)
     delta = _num(_get(d, "delta", default=None))
     for it in items or []:
         if not isinstance(it, dict):

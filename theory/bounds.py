@@ -26,7 +26,6 @@ import math
 import numpy as np
 import sympy as sp
 
-from .codegen import numpy_function
 from .derived import to_float
 from .generators import Generator
 from .joint_range import tv_inverse
