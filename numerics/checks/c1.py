@@ -37,9 +37,11 @@ def _biconj(fstar, t, hi, hi_closed):
     top = hi if math.isfinite(hi) else math.inf
     edge = top if hi_closed else top - 1e-13 * (1 + abs(top))
     lo, up = -1.0, min(1.0, edge)
-    while val(lo) > val(lo / 2 if lo < -1 else lo + 0.5) and lo > -1e12:
+    # expand until the concave objective turns down; the cap is far beyond any f'(t) for
+    # t ≤ e⁴ (exp-type generators reach f'(t) ≈ e⁵⁵: a 1e12 cap stopped short of the maximiser)
+    while val(lo) > val(lo / 2 if lo < -1 else lo + 0.5) and lo > -1e250:
         lo *= 2
-    while math.isfinite(top) is False and val(up) > val(up / 2 if up > 1 else up - 0.5) and up < 1e12:
+    while math.isfinite(top) is False and val(up) > val(up / 2 if up > 1 else up - 0.5) and up < 1e250:
         up *= 2
     if math.isfinite(top):
         up = edge
