@@ -64,9 +64,8 @@ def local_ratio(gen, q, delta, eps_list=(1e-2, 1e-3, 1e-4)) -> dict:
 
 def hessian_at_equal(gen, w: np.ndarray) -> float:
     """Max error of gradient 0 and Hessian = f''(1)(diag w − w wᵀ) at ``softmax(z) = w``."""
-    torch.set_default_dtype(torch.float64)
     g = logratio_torch(gen)
-    wt = torch.as_tensor(w)
+    wt = torch.as_tensor(w, dtype=torch.float64)  # float64 locally, never the global default
     log_w = torch.log(wt)
 
     def loss(z):
