@@ -15,7 +15,7 @@ Method
   ``profile_memory=True``: the ``[memory]`` events of its trace carry the allocator's
   running total, and the peak is ``max(total) − total before the call`` (bytes allocated
   by torch's CPU allocator during the call: activations, saved tensors, gradients).  The
-  fused kernel's reusable workspace (:data:`theory.torch_kernel.WORKSPACE`) lives across calls
+  fused kernel's reusable workspace (:data:`fdiv_torch.fused.WORKSPACE`) lives across calls
   and is reported separately (``workspace_mib``).
 * **Kernels.**  ``fdiv_loss`` forward + backward (gradient w.r.t. the logits) for every
   named generator and a typed one, against ``torch.nn.functional.cross_entropy`` with the
@@ -147,7 +147,7 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
     """Forward + backward of ``fdiv_loss`` per generator vs ``F.cross_entropy`` (module doc)."""
     import torch
     import torch.nn.functional as F
-    from theory.torch_kernel import WORKSPACE
+    from fdiv_torch.fused import WORKSPACE
     from .losses import fdiv_loss
     out = {"shapes": []}
     for n, k in shapes:

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def _usage(msg: str):
-    from w2sg.cli import UsageError
+    from w2sg.errors import UsageError
     return UsageError(msg)
 
 
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 
 def _bench(args) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from .bench import format_tables, run_bench
     from .records import results_root, write_record
     what = [w.strip() for w in args.what.split(",") if w.strip()]

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
 
 def _usage(msg: str):
-    from w2sg.cli import UsageError
+    from w2sg.errors import UsageError
     return UsageError(msg)
 
 
@@ -177,7 +177,7 @@ def _backend(args) -> tuple[str, str | None]:
 
 def _run(args) -> int:
     import time
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from .data.sources import DataUnavailable, data_cache
     from .records import results_root
     from .runner import expand, format_summary, run_sweep, summarize
@@ -208,7 +208,7 @@ def _run(args) -> int:
 
 
 def _run_llm(args, sweep, root) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from .llm import run_llm_sweep
     _writable(root / "runs", "results folder")
     try:

@@ -3,7 +3,7 @@
 Convention (``shared/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, strong first.
 :func:`fdiv_loss` evaluates it in log space, ``l_c = log s_c − log w_c`` with
 ``log s = log_softmax(logits)``, through the generated log-ratio form ``g(l) = f(e^l)``
-(:func:`theory.codegen.logratio_torch`); no formula is retyped here.
+(:func:`fdiv_torch.codegen.logratio_torch`); no formula is retyped here.
 
 Stability. ``l`` is clamped to ``[−Lc, Lc]`` (``Lc = 30`` in float32, ``200`` in float64)
 and ``g`` is continued linearly outside (``torch.where``, no cancellation in the backward pass) with the slopes ``g'(±Lc)`` evaluated from the
@@ -92,7 +92,8 @@ def prepare_weak(weak_probs, k: int, dtype: torch.dtype, device=None,
 def _compiled(spec: str):
     """``(gen, g, slope_lo, slope_hi)`` per float kind: g generated, slopes from sympy."""
     from theory import get_generator
-    from theory.codegen import L, logratio_grad_expr, logratio_torch
+    from fdiv_torch.codegen import logratio_torch
+    from theory.codegen import L, logratio_grad_expr
     gen = get_generator(spec)
     g = logratio_torch(gen)
     dg = logratio_grad_expr(gen)
@@ -155,10 +156,10 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
             (``"(t-1)**2/(t+1)"``) or a :class:`theory.Generator`.
         smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
-        fused: use the generated fused kernel :func:`theory.torch_kernel.fdiv_kernel_torch`
+        fused: use the generated fused kernel :func:`fdiv_torch.fused.fdiv_kernel_torch`
             (same values; analytic gradient; weak labels prepared once per tensor);
             ``"compile"``: the same kernel through ``torch.compile``
-            (:func:`theory.torch_kernel.fdiv_kernel_compiled`; seconds to compile per shape).
+            (:func:`fdiv_torch.fused.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
             not twice differentiable: pass ``fused=False`` for Hessians.
@@ -170,7 +171,7 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
         logits = logits.float()
     k = logits.shape[1]
     if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
-        from theory.torch_kernel import fdiv_kernel_compiled, fdiv_kernel_torch
+        from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
         w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
         if w.shape[0] != logits.shape[0]:
             raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")

@@ -23,7 +23,7 @@ __all__ = ["register", "run_checks", "write_records", "format_table"]
 
 
 def _usage(message: str):
-    from w2sg.cli import UsageError
+    from w2sg.errors import UsageError
     return UsageError(message)
 
 
@@ -118,7 +118,7 @@ def write_records(results, root, quick: bool, seed: int) -> list[str]:
 
 
 def _cmd_check(args) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     claims = _parse_claims(args.claims)
     if args.seed < 0:
         raise _usage(f"--seed must be ≥ 0, got {args.seed}")

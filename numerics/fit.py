@@ -2,7 +2,7 @@
 
 The loss is computed in log space from logits: with ``log s = log_softmax(z)`` and
 ``l = log s − log w``, ``D_f(S‖W) = Σ_c w_c g(l_c)`` where ``g(l) = f(e^l)`` is generated
-from the generator's sympy expression (:func:`theory.codegen.logratio_torch`); no
+from the generator's sympy expression (:func:`fdiv_torch.codegen.logratio_torch`); no
 probability ratio is formed.  ``"ce"`` is ``−Σ w log s``.  Optimiser: torch L-BFGS
 (strong-Wolfe line search) in float64; the reported gradient norm is recomputed at the
 returned parameters and ``converged`` is ``grad_norm ≤ grad_tol``.  Bound checks must call
@@ -47,7 +47,7 @@ def loss_fn(loss):
     if isinstance(loss, str) and loss == "ce":
         return lambda log_s, w, log_w: -(w * log_s).sum(-1)
     from theory import get_generator
-    from theory.codegen import logratio_torch
+    from fdiv_torch.codegen import logratio_torch
     gen = get_generator(loss) if isinstance(loss, str) else loss
     g = logratio_torch(gen)
     return lambda log_s, w, log_w: (w * g(log_s - log_w)).sum(-1)
@@ -98,7 +98,7 @@ def _fit(loss, H, W, weights, l2, theta0, seed, max_iter, grad_tol, optimizer, l
     Wm = torch.where(zero_mask, W, torch.zeros_like(W))
     if not (isinstance(loss, str) and loss == "ce"):
         from theory import get_generator
-        from theory.codegen import logratio_torch
+        from fdiv_torch.codegen import logratio_torch
         g = logratio_torch(get_generator(loss) if isinstance(loss, str) else loss)
 
     def objective():

@@ -36,7 +36,7 @@ def _root(out):
 
 
 def _check_only(only):
-    from w2sg.cli import UsageError
+    from w2sg.errors import UsageError
     from .build import figure_names
     names = figure_names()
     for o in only or []:
@@ -45,7 +45,7 @@ def _check_only(only):
 
 
 def _report(results, root: Path, seconds: float, as_json: bool) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     lines = []
     for r in results:
         mark = {"made": "made   ", "skipped": "skipped", "error": "ERROR  "}.get(r.status, r.status)

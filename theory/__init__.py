@@ -1,7 +1,7 @@
 """Symbolic f-divergence theory for weak-to-strong generalization (W2SG).
 
 One sympy expression per generator is the single source of every formula; numpy and
-torch functions are generated from it (:mod:`theory.codegen`).  Conventions follow
+torch functions are generated from it (:mod:`theory.codegen`, :mod:`fdiv_torch.codegen`).  Conventions follow
 ``shared/THEORY.md``: ``D_f(P‖Q) = Σ q f(p/q)`` with the strong model first.
 """
 from .parsing import GeneratorError, L, T, U, parse_generator

@@ -8,7 +8,7 @@ from .generators import NAMED, get_generator
 
 
 def _usage(message: str):
-    from w2sg.cli import UsageError
+    from w2sg.errors import UsageError
     return UsageError(message)
 
 
@@ -23,7 +23,7 @@ def _fmt(x) -> str:
 
 
 def _cmd_divergences(args) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from .report import summary
     rows = [summary(get_generator(n), gamma=args.gamma) for n in NAMED]
     cols = [("name", 11), ("f2_at_1", 8), ("symmetric", 9), ("bounded", 7), ("max_value", 9),
@@ -46,7 +46,7 @@ def _cmd_divergences(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from .report import summary
     gen = get_generator(args.f)
     row = summary(gen, gamma=args.gamma, with_inequalities=True)
@@ -73,7 +73,7 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, h
 
 
 def _cmd_bound(args) -> int:
-    from w2sg.cli import emit
+    from w2sg.output import emit
     from . import bounds, joint_range
     gen = get_generator(args.f)
     if args.kind == "tv":

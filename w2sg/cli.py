@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
+
+from .errors import UsageError
+from .output import emit
+
+__all__ = ["main", "build_parser", "emit", "UsageError"]
 
 SUBCOMMAND_MODULES = (
     "theory.cli",        # divergences, derive, bound
@@ -18,18 +22,6 @@ SUBCOMMAND_MODULES = (
     "paper_figs.cli",    # figs, reproduce
     "experiments.bench_cli",  # bench
 )
-
-
-class UsageError(Exception):
-    """A bad argument: one line that says what is wrong and how to fix it."""
-
-
-def emit(payload, as_json: bool, text: str) -> None:
-    """Print ``payload`` as JSON (``--json``) or ``text``."""
-    if as_json:
-        print(json.dumps(payload, indent=2, sort_keys=False, default=str))
-    else:
-        print(text)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from theory.codegen import logratio_torch
+from fdiv_torch.codegen import logratio_torch
 from theory.derived import f2_at_1, to_float
 
 from .. import api

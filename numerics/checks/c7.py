@@ -1,7 +1,7 @@
 """C7: the gradient at confident disagreement (noise tolerance).
 
 For ``s = σ(z)`` and weak label ``w``, the loss ``D_f(s‖w)`` is evaluated in log space with
-the generated torch function (:func:`theory.codegen.logratio_torch`) and differentiated by
+the generated torch function (:func:`fdiv_torch.codegen.logratio_torch`) and differentiated by
 autograd.  Checked per generator:
 
 * the formula ``∂_z D_f = s(1−s)[f'(s/w) − f'((1−s)/(1−w))]`` at random ``(z, w)``
@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from theory.codegen import logratio_torch
+from fdiv_torch.codegen import logratio_torch
 from theory.derived import disagreement_pull, to_float
 
 from .. import reference as ref

@@ -3,8 +3,8 @@
 ``(z, w, log w) ↦ Σ_c w_c g(l_c)`` with ``l = log_softmax(z) − log w`` and ``g(l) = f(e^l)``
 (:func:`theory.codegen.logratio_expr`), whose gradient is generated from ``g'`` rather than
 traced by autograd.  It is the speed path of :func:`experiments.losses.fdiv_loss`; the
-reference path (autograd through :func:`theory.codegen.logratio_torch`) gives the same
-values and gradients (``tests/bench/test_kernels.py``).  Nothing here is retyped by hand:
+reference path (autograd through :func:`fdiv_torch.codegen.logratio_torch`) gives the same
+values and gradients (``tests/fdiv_torch/test_fused.py``).  Nothing here is retyped by hand:
 ``g`` and ``g'`` come from sympy, rewritten into the cheapest form that agrees with the
 direct expression on a grid, and executed as an in-place program over reused buffers.
 """
@@ -17,9 +17,11 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from .codegen import (_TORCH_MODULES, logratio_expr, logratio_grad_expr, numpy_function)
-from .generators import Generator
-from .parsing import L
+from theory.codegen import logratio_expr, logratio_grad_expr, numpy_function
+from theory.generators import Generator
+from theory.parsing import L
+
+from .codegen import TORCH_MODULES
 
 __all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "logratio_value_and_grad_ratio_torch",
            "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO"]
@@ -309,7 +311,7 @@ def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool,
     try:
         fn = inplace_program((g_best, dg_best), args, donate=True)
     except _Unsupported:
-        fn = sp.lambdify(args, (g_best, dg_best), modules=_TORCH_MODULES, cse=True)
+        fn = sp.lambdify(args, (g_best, dg_best), modules=TORCH_MODULES, cse=True)
     return (fn, bool(g_best.has(L) or dg_best.has(L)),
             bool(g_best.has(E_RATIO) or dg_best.has(E_RATIO)))
 
@@ -436,7 +438,7 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
     import torch
 
     g_e, dg_e = _ratio_exprs(gen)
-    gd = sp.lambdify((L, E_RATIO), (g_e, dg_e), modules=_TORCH_MODULES)
+    gd = sp.lambdify((L, E_RATIO), (g_e, dg_e), modules=TORCH_MODULES)
     lo, hi = slopes
     lc = float(clamp)
 

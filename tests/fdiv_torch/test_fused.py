@@ -1,4 +1,4 @@
-"""The fused f-divergence kernel (theory.torch_kernel.fdiv_kernel_torch) equals the reference path."""
+"""The fused f-divergence kernel (fdiv_torch.fused.fdiv_kernel_torch) equals the reference path."""
 from __future__ import annotations
 
 import pytest
