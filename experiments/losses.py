@@ -162,7 +162,11 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
             (:func:`fdiv_torch.fused.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
-            not twice differentiable: pass ``fused=False`` for Hessians.
+            not twice differentiable: pass ``fused=False`` for Hessians.  On CUDA
+            (float32/bfloat16/float16 logits) ``fused=True`` takes the generated Triton
+            kernel :func:`fdiv_torch.triton_kernel.fdiv_kernel_triton` when Triton is
+            installed (one pass over the logits, float32 accumulation, weak labels read
+            as given every step, no host synchronisation); ``"triton"`` forces it.
     """
     spec = f.name if hasattr(f, "expr") and f.is_named else (f.text if hasattr(f, "expr") else f)
     gen, g, slopes = _compiled(spec)
@@ -170,6 +174,10 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
     if not logits.is_floating_point():
         logits = logits.float()
     k = logits.shape[1]
+    if fused is True or fused == "triton":
+        out = _triton_path(gen, logits, weak_probs, smoothing, slopes, forced=fused == "triton")
+        if out is not None:
+            return _reduce(out, reduction)
     if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
         from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
         w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
@@ -195,6 +203,59 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
                  + torch.where(l > lc_val, hi * (l - lc_val), zero))
     per_example = (w * per_class).sum(dim=-1)
     return _reduce(per_example, reduction)
+
+
+@functools.lru_cache(maxsize=256)
+def _fprime_at_inf(gen) -> float:
+    from theory.derived import fprime_at_inf, to_float
+    value = to_float(fprime_at_inf(gen))
+    return math.inf if value is None else value
+
+
+def _triton_path(gen, logits, weak_probs, smoothing, slopes, forced: bool):
+    """Per-example loss from the generated Triton kernel (:mod:`fdiv_torch.triton_kernel`),
+    or None when it does not apply: the default on CUDA for float32/bfloat16/float16
+    logits and weak labels that do not require grad, when Triton imports and the
+    generator prints to Triton; ``fused="triton"`` forces it (CPU only under
+    ``TRITON_INTERPRET=1``) and raises instead of falling back."""
+    from fdiv_torch import triton_kernel as tk
+    why = None
+    if not (logits.is_cuda or (forced and tk.interpreting())):
+        why = "the Triton kernel needs a CUDA device (or TRITON_INTERPRET=1)"
+    elif logits.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        why = f"the Triton kernel takes float32/bfloat16/float16 logits, not {logits.dtype}"
+    elif isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad:
+        why = "weak labels that require grad take the reference path"
+    elif not tk.available():
+        why = tk.unavailable_reason()
+    if why is not None:
+        if forced:
+            raise ValueError(f"fused='triton': {why}")
+        return None
+    k = logits.shape[1]
+    if not (0 <= smoothing < 1 / k):
+        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    lc = _clamp_limit(logits.dtype)
+    try:
+        kernel = tk.fdiv_kernel_triton(gen, lc, slopes[lc], _fprime_at_inf(gen))
+    except tk.Unsupported as exc:
+        if forced:
+            raise ValueError(f"fused='triton': generator {gen.text!r} does not print to Triton ({exc})") from None
+        return None
+    w = torch.as_tensor(weak_probs, device=logits.device)
+    if not w.is_floating_point():
+        w = w.to(logits.dtype)
+    if w.dim() == 1:
+        if k != 2:
+            raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
+        w = torch.stack([1 - w, w], dim=-1)
+    if w.dim() != 2 or w.shape[1] != k:
+        raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
+    if w.shape[0] != logits.shape[0]:
+        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    if w.dtype == torch.float64:
+        w = w.to(torch.float32)  # the kernel computes in float32 (as the reference path for float32 logits)
+    return kernel(logits, w, float(smoothing)).to(logits.dtype)
 
 
 def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -1,0 +1,197 @@
+"""The generated Triton kernel (fdiv_torch.triton_kernel) equals the reference path.
+
+Runs on a CUDA GPU when there is one (marker ``cuda``: ``scripts/gpu_check.sh``), else on
+CPU under Triton's interpreter (``TRITON_INTERPRET=1``, tiny shapes); skipped with the
+reason when Triton does not import.  The printer test needs no Triton at all.
+"""
+from __future__ import annotations
+
+import math
+import os
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from fdiv_torch import triton_kernel as tk
+from theory import get_generator
+from theory.codegen import logratio_expr, logratio_grad_expr, numpy_function
+from theory.derived import fprime_at_inf, to_float
+from theory.parsing import L
+
+CUDA = torch.cuda.is_available()
+if not CUDA:  # the interpreter runs Triton kernels on CPU tensors
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+DEVICE = "cuda" if CUDA else "cpu"
+needs_triton = pytest.mark.skipif(not tk.available() or not (CUDA or tk.interpreting()),
+                                  reason=f"Triton kernel cannot run here: {tk.unavailable_reason() or 'no CUDA and TRITON_INTERPRET is not 1'}")
+pytestmark = [pytest.mark.cuda] if CUDA else []
+
+GENS = ["kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "neyman", "tv", "alpha:0.5",
+        "(t-1)**2/(t+1)", "t*log(t)-log(t)"]
+
+
+# ----------------------------------------------------------------------------- printer (no Triton)
+_NP_TL = types.SimpleNamespace(exp=np.exp, log=np.log, sqrt=np.sqrt, abs=np.abs, where=np.where,
+                               maximum=np.maximum, minimum=np.minimum)
+
+
+@pytest.mark.parametrize("spec", GENS + ["alpha:0.3", "alpha:2", "abs(t-1)**3", "t*log(t)+(1-t)*log(1-t+1e-9)*0",
+                                         "cosh(log(t))-1", "Max(t,1)-1-log(Max(t,1))"])
+def test_printed_body_equals_the_symbolic_g_and_gprime(spec):
+    """The Triton statements, run with numpy standing in for ``tl``, give sympy's g and g'."""
+    gen = get_generator(spec)
+    try:
+        lines = tk._body(gen)
+    except tk.Unsupported as exc:
+        pytest.skip(f"not printable: {exc}")
+    grid = np.linspace(-30.0, 30.0, 241)
+    env = {"tl": _NP_TL, "l": grid}
+    with np.errstate(all="ignore"):
+        exec("\n".join(lines), env)  # noqa: S102 - the generated source under test
+        for name, expr in (("g", logratio_expr(gen)), ("dg", logratio_grad_expr(gen))):
+            want = np.broadcast_to(np.asarray(numpy_function(expr, L)(grid), float), grid.shape)
+            got = np.asarray(env[name], float)
+            ok = np.isfinite(want)
+            assert np.array_equal(ok, np.isfinite(got)), (spec, name)
+            assert np.allclose(got[ok], want[ok], rtol=1e-9, atol=1e-12), (spec, name)
+
+
+def test_launch_config_covers_every_column():
+    for n, k in [(1, 1), (3, 2), (65536, 2), (4096, 1000), (8192, 32000), (7, 5000)]:
+        c = tk.launch_config(n, k)
+        assert c["BLOCK"] >= 1 and c["ROWS"] >= 1 and c["ROWS"] * c["BLOCK"] <= 4096
+        assert (c["BLOCK"] >= k) == c["ONE_BLOCK"]
+
+
+# ----------------------------------------------------------------------------- kernel
+def _data(n, k, scale, seed, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(n, k, generator=g) * scale).to(dtype)
+    w = torch.softmax(torch.randn(n, k, generator=g) * 3, dim=-1)
+    return z.to(DEVICE), w.to(DEVICE)
+
+
+def _value_and_grad(z, w, spec, **kw):
+    from experiments.losses import fdiv_loss
+    x = z.clone().requires_grad_()
+    loss = fdiv_loss(x, w, spec, **kw)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+@needs_triton
+@pytest.mark.parametrize("scale", [1.0, 100.0])  # 100: logits ±100, the linear tails are used
+@pytest.mark.parametrize("k", [2, 7])
+def test_triton_matches_reference_float32(k, scale):
+    z, w = _data(6, k, scale, seed=k)
+    for spec in GENS:
+        va, ga = _value_and_grad(z, w, spec, fused="triton")
+        vb, gb = _value_and_grad(z, w, spec, fused=False)
+        assert torch.isfinite(ga).all() and ga.dtype == z.dtype, spec
+        assert va.item() == pytest.approx(vb.item(), rel=1e-5, abs=1e-6), spec
+        err = (ga - gb).abs().max() / (gb.abs().max() + 1e-30)
+        assert err < 1e-3, (spec, float(err))  # as tests/fdiv_torch/test_fused.py (float32)
+
+
+@needs_triton
+@pytest.mark.parametrize("spec", ["js", "kl", "(t-1)**2/(t+1)", "pearson"])
+def test_triton_bfloat16_accumulates_in_float32(spec):
+    """bf16 logits: the value equals the float32 reference on the same (upcast) logits; the
+    gradient comes back in bf16, equal up to its rounding."""
+    z, w = _data(5, 7, 30.0, seed=3, dtype=torch.bfloat16)
+    va, ga = _value_and_grad(z, w, spec, fused="triton")
+    vb, gb = _value_and_grad(z.float(), w, spec, fused=False)
+    assert ga.dtype == torch.bfloat16 and va.dtype == torch.bfloat16 and torch.isfinite(ga).all()
+    assert va.float().item() == pytest.approx(vb.item(), rel=1e-2)
+    assert torch.allclose(ga.float(), gb, rtol=1e-2, atol=1e-2 * gb.abs().max().item())
+
+
+@needs_triton
+def test_triton_multi_block_rows(monkeypatch):
+    """Rows wider than one block: online max/sum-exp over blocks, then value, then gradient."""
+    monkeypatch.setattr(tk, "MAX_BLOCK", 4)
+    z, w = _data(3, 11, 20.0, seed=5)
+    for spec in ("js", "(t-1)**2/(t+1)", "reverse_kl"):
+        va, ga = _value_and_grad(z, w, spec, fused="triton")
+        vb, gb = _value_and_grad(z, w, spec, fused=False)
+        assert va.item() == pytest.approx(vb.item(), rel=1e-5, abs=1e-6), spec
+        assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-6), spec
+
+
+def _zero_weight_reference(z, w, spec, lc=30.0):
+    """Σ_{w>0} w (g(clamp l) + linear tails) + Σ_{w=0} s f'(∞), float64, autograd."""
+    from fdiv_torch.codegen import logratio_torch
+    gen = get_generator(spec)
+    dg = logratio_grad_expr(gen)
+    lo, hi = (float(dg.subs(L, a).evalf()) for a in (-lc, lc))
+    f_inf = to_float(fprime_at_inf(gen))
+    x = z.detach().double().cpu().requires_grad_()
+    w = w.double().cpu()
+    log_s = torch.log_softmax(x, -1)
+    pos = w > 0
+    l = log_s - torch.log(torch.where(pos, w, torch.ones_like(w)))
+    val = (logratio_torch(gen)(l.clamp(-lc, lc)) + torch.where(l < -lc, lo * (l + lc), 0.0)
+           + torch.where(l > lc, hi * (l - lc), 0.0))
+    per = torch.where(pos, w * val, log_s.exp() * f_inf).sum(-1)
+    per.mean().backward()
+    return per.mean().detach(), x.grad
+
+
+@needs_triton
+@pytest.mark.parametrize("spec", ["kl", "js", "tv", "hellinger", "neyman", "(t-1)**2/(t+1)"])
+def test_triton_zero_weights_contribute_s_times_fprime_at_inf(spec):
+    z, w = _data(6, 5, 10.0, seed=7)
+    w = w.cpu().clone()
+    w[:, 0] = 0.0
+    w[2, 3] = 0.0
+    w = (w / w.sum(-1, keepdim=True)).to(DEVICE)
+    va, ga = _value_and_grad(z, w, spec, fused="triton", smoothing=0.0)
+    vb, gb = _zero_weight_reference(z, w, spec)
+    assert math.isfinite(va.item())
+    assert va.item() == pytest.approx(vb.item(), rel=1e-5, abs=1e-6), spec
+    assert torch.allclose(ga.double().cpu(), gb, rtol=1e-4, atol=1e-6), spec
+
+
+@needs_triton
+def test_triton_rejects_bad_weak_labels():
+    from experiments.losses import fdiv_loss
+    z, w = _data(4, 3, 1.0, seed=1)
+    zeros = w.cpu().clone()
+    zeros[1] = torch.tensor([0.0, 0.5, 0.5])
+    for spec in ("reverse_kl", "pearson"):  # f'(∞) = ∞: a zero weight is an error
+        with pytest.raises((ValueError, RuntimeError)):
+            fdiv_loss(z, zeros.to(DEVICE), spec, fused="triton", smoothing=0.0)
+    nan = w.cpu().clone()
+    nan[2, 1] = float("nan")
+    with pytest.raises((ValueError, RuntimeError)):
+        fdiv_loss(z, nan.to(DEVICE), "js", fused="triton")
+    off = w.cpu().clone() * 1.1
+    with pytest.raises((ValueError, RuntimeError)):
+        fdiv_loss(z, off.to(DEVICE), "js", fused="triton")
+    # smoothing > 0 makes zero weights positive: the loss is then finite
+    assert math.isfinite(fdiv_loss(z, zeros.to(DEVICE), "pearson", fused="triton", smoothing=1e-6).item())
+
+
+@needs_triton
+def test_triton_reductions_binary_and_no_grad():
+    from experiments.losses import fdiv_loss
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(9, generator=g).to(DEVICE)
+    p = torch.rand(9, generator=g).to(DEVICE)
+    for red in ("mean", "sum", "none"):
+        a = fdiv_loss(z, p, "hellinger", reduction=red, fused="triton")
+        b = fdiv_loss(z, p, "hellinger", reduction=red, fused=False)
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), red
+    with torch.no_grad():
+        assert fdiv_loss(z, p, "tv", fused="triton").shape == ()
+
+
+@pytest.mark.skipif(CUDA, reason="checks the CPU default")
+def test_default_on_cpu_is_not_triton():
+    """``fused=True`` on CPU never takes the Triton path (it would need the interpreter)."""
+    from experiments.losses import fdiv_loss
+    z = torch.randn(4, 3, dtype=torch.float64)
+    w = torch.softmax(torch.randn(4, 3, dtype=torch.float64), -1)
+    assert fdiv_loss(z, w, "js").dtype == torch.float64  # the torch kernel (Triton takes no float64)
