@@ -70,10 +70,11 @@ def prepare_weak(weak_probs, k: int, dtype: torch.dtype, device=None,
         w = torch.stack([1 - w, w], dim=-1)
     if w.dim() != 2 or w.shape[1] != k:
         raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
-    if not torch.isfinite(w).all():
-        bad = (~torch.isfinite(w)).any(dim=1).nonzero()[0].item()
-        raise ValueError(f"weak_probs row {bad} contains NaN or inf")
-    if (w < 0).any() or (w > 1 + tol).any():
+    lo, hi = torch.aminmax(w) if w.numel() else (torch.zeros(()), torch.zeros(()))
+    if not (bool(lo >= 0) and bool(hi <= 1 + tol)):  # one pass (NaN fails both); then which row
+        if not torch.isfinite(w).all():
+            bad = (~torch.isfinite(w)).any(dim=1).nonzero()[0].item()
+            raise ValueError(f"weak_probs row {bad} contains NaN or inf")
         bad = ((w < 0) | (w > 1 + tol)).any(dim=1).nonzero()[0].item()
         raise ValueError(f"weak_probs row {bad} has entries outside [0, 1]: {w[bad].tolist()}")
     sums = w.sum(dim=1)
@@ -84,7 +85,7 @@ def prepare_weak(weak_probs, k: int, dtype: torch.dtype, device=None,
     if not (0 <= smoothing < 1 / k):
         raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
     if smoothing:
-        w = (w + smoothing) / (1 + k * smoothing)
+        w = torch.add(w, smoothing).div_(1 + k * smoothing)  # (w + ε)/(1 + kε), one new tensor
     return w
 
 
