@@ -407,7 +407,8 @@ def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None
         if "kernels" in what and device == "cuda":
             from .bench_cuda import bench_kernels_cuda
             say("kernels (cuda)")
-            record["kernels_cuda"] = bench_kernels_cuda(reps=reps or (20 if quick else 40),
+            record["kernels_cuda"] = bench_kernels_cuda(generators=GENERATORS, typed=TYPED,
+                                                        reps=reps or (20 if quick else 40),
                                                         reference=not quick, progress=say)
         elif "kernels" in what:
             say("kernels")

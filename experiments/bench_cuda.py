@@ -134,21 +134,19 @@ def _liger_variants(x, ws, log_ws) -> tuple[dict, str | None]:
     }, None
 
 
-def bench_kernels_cuda(shapes=CUDA_SHAPES, dtypes=CUDA_DTYPES, generators=None, typed=None,
+def bench_kernels_cuda(*, generators, typed, shapes=CUDA_SHAPES, dtypes=CUDA_DTYPES,
                        reps: int = 40, warmup: int = 3, reference: bool = False, liger: bool = True,
                        seed: int = 0, progress: Callable[[str], None] | None = None,
                        device: str = "cuda") -> dict:
-    """Forward + backward per loss on the current CUDA device (module doc).
+    """Forward + backward per loss on the current CUDA device (module doc): named
+    ``generators`` and ``typed`` ones (expressions in ``t``), each against CE.
 
     ``device="cpu"`` runs the same procedure with wall-clock timing and no memory figures:
     only so that this module is tested on machines without a GPU."""
     import torch
     import torch.nn.functional as F
-    from .bench import GENERATORS, TYPED
     from .losses import fdiv_loss
     say = progress or (lambda msg: None)
-    generators = GENERATORS if generators is None else generators
-    typed = TYPED if typed is None else typed
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     out: dict[str, Any] = {"device": gpu_info() if cuda else {"name": f"{device} (test run)"},

@@ -56,7 +56,7 @@ from theory.generators import Generator
 from theory.parsing import L
 
 __all__ = ["available", "unavailable_reason", "Unsupported", "triton_source", "fdiv_kernel_triton",
-           "launch_config"]
+           "launch_config", "body_statements", "interpreting", "MAX_BLOCK"]
 
 
 class Unsupported(Exception):
@@ -199,7 +199,7 @@ class _Printer:
         raise Unsupported(f"condition {type(c).__name__}")
 
 
-def _body(gen: Generator) -> list[str]:
+def body_statements(gen: Generator) -> list[str]:
     """Statements computing ``g`` and ``dg`` (floats in the kernel) from ``l``."""
     g, dg = logratio_expr(gen), logratio_grad_expr(gen)
     pr = _Printer({L: "l"})
@@ -317,7 +317,7 @@ def fdiv_fwd(Z, W, LOSS, GRAD, FLAG, n_rows, n_cols, stride_z, stride_w, stride_
 def triton_source(gen: Generator) -> str:
     """The Triton module (source text) for generator ``gen``: the template with ``g`` and
     ``g'`` printed from sympy.  Raises :class:`Unsupported` for unprintable expressions."""
-    body = "\n".join("    " + line for line in _body(gen))
+    body = "\n".join("    " + line for line in body_statements(gen))
     return _TEMPLATE.format(text=gen.text.replace('"', "'"), body=body)
 
 
