@@ -56,7 +56,8 @@ from theory.generators import Generator
 from theory.parsing import L
 
 __all__ = ["available", "unavailable_reason", "Unsupported", "triton_source", "fdiv_kernel_triton",
-           "launch_config", "body_statements", "interpreting", "MAX_BLOCK"]
+           "launch_config", "body_statements", "interpreting", "MAX_BLOCK",
+           "compile_ahead"]
 
 
 class Unsupported(Exception):
@@ -339,9 +340,13 @@ def _cache_dir() -> Path:
 @functools.lru_cache(maxsize=256)
 def _module(gen: Generator):
     """Import the generated module (a file: ``triton.jit`` reads its functions' source)."""
+    return _load(gen, "")
+
+
+def _load(gen: Generator, suffix: str):
     src = triton_source(gen)
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
-    name = f"w2sg_fdiv_{digest}"
+    name = f"w2sg_fdiv_{digest}{suffix}"
     path = _cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text() != src:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -451,3 +456,31 @@ def _check_async(flag, zero_ok: bool) -> None:
             raise ValueError(f"weak_probs row {row} is invalid ({why})")
         return
     torch._assert_async(ok)
+
+
+def compile_ahead(gen: Generator, arch: int = 90, logits: str = "fp32", one_block: bool = True,
+                  zero_ok: bool = True, num_warps: int = 8):
+    """Compile the generator's kernel for a CUDA architecture without a GPU (``arch=90``:
+    Hopper, e.g. H100/H200), through Triton's compiler and the ``ptxas`` it ships; returns
+    Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``).  A check that the
+    generated source is valid Triton for the device, not only for the interpreter."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    old = os.environ.pop("TRITON_INTERPRET", None)
+    try:  # a device JIT function even where the interpreter is on (tests)
+        fn = _load(gen, "_device").fdiv_fwd
+    finally:
+        if old is not None:
+            os.environ["TRITON_INTERPRET"] = old
+    ptr = f"*{logits}"
+    sig = {"Z": ptr, "W": "*fp32", "LOSS": "*fp32", "GRAD": ptr, "FLAG": "*i32",
+           "n_rows": "i32", "n_cols": "i32", "stride_z": "i32", "stride_w": "i32", "stride_g": "i32",
+           **{name: "fp32" for name in ("eps", "norm", "lc", "slope_lo", "slope_hi", "f_inf", "tol")},
+           **{name: "constexpr" for name in ("ROWS", "BLOCK", "ONE_BLOCK", "NEED_GRAD", "ZERO_OK")}}
+    consts = {"ROWS": 2 if one_block else 1, "BLOCK": 1024 if one_block else MAX_BLOCK,
+              "ONE_BLOCK": one_block, "NEED_GRAD": True, "ZERO_OK": zero_ok}
+    names = list(sig)
+    src = ASTSource(fn=fn, signature=sig, constexprs={(names.index(k),): v for k, v in consts.items()})
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
