@@ -117,7 +117,8 @@ def pair_up(rows: Iterable[dict], loss: str, baseline: str, metric: str = "acc"
         if r["loss"] in side:
             key = _pair_key(r)
             if key in side[r["loss"]]:
-                raise ValueError(f"two {r['loss']} runs share the pair key {key}")
+                raise ValueError(f"two {r['loss']} runs share the pair key {dict(zip(PAIR_KEYS, key))}: "
+                                 f"{side[r['loss']][key].get('source', '?')} and {r.get('source', '?')}")
             side[r["loss"]][key] = r
     pairs, missing = [], []
     for key in sorted(set(side[loss]) | set(side[baseline]), key=str):

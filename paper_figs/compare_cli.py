@@ -39,7 +39,10 @@ def run_compare(root, baseline: str = "ce", metric: str = "acc") -> dict:
     if baseline not in losses:
         raise UsageError(f"unknown baseline {baseline!r}: no runs of it under {root / 'runs'}; "
                          f"losses there: {', '.join(losses)}")
-    table = compare.compare(runs.rows, baseline, metric, CONFIDENCE, N_RESAMPLES, SEED, ALPHA)
+    try:
+        table = compare.compare(runs.rows, baseline, metric, CONFIDENCE, N_RESAMPLES, SEED, ALPHA)
+    except ValueError as exc:  # duplicated runs (e.g. a copied folder): ambiguous pairs
+        raise UsageError(f"{exc}; remove one of them") from None
     order = {n: i for i, n in enumerate(losses)}
     table.sort(key=lambda r: (r["mode"], r["noise"], order[r["loss"]]))
     return {
@@ -84,6 +87,11 @@ def cmd_compare(args) -> int:
         lines.append(f"{len(payload['unreadable'])} unreadable record(s), not used (rerun `w2sg run` "
                      f"after deleting them): " + ", ".join(payload["unreadable"]))
     lines.append(f"interval: {payload['ci']}; p: Wilcoxon signed-rank, Holm-adjusted over the table")
+    n_max = max((r["n_pairs"] for r in payload["rows"]), default=0)
+    if n_max < 6:
+        lines.append(f"note: at most {n_max} pairs per row: a two-sided Wilcoxon test cannot reach "
+                     "p < 0.05 with fewer than 6, and bootstrap intervals from so few pairs are too "
+                     "narrow; run more seeds (`w2sg run --seeds N`) or tasks")
     lines.append(f"record: {path}")
     emit(out, args.json, "\n".join(lines))
     return 0

@@ -230,3 +230,14 @@ def test_cli_bad_input(root, tmp_path, capsys):
     assert main(["compare", "--out", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err.strip()
     assert "no run records" in err and len(err.splitlines()) == 1
+
+
+def test_cli_duplicated_runs_are_refused(root, capsys):
+    """A copied record would be paired twice: the command names both files instead."""
+    from w2sg.cli import main
+    src = next((root / "runs" / "fortunes_pairs" / "minilm-l6-layer0" / "tv").glob("noise0-seed0-*.json"))
+    (root / "runs" / "copy").mkdir()
+    shutil.copy(src, root / "runs" / "copy" / src.name)
+    assert main(["compare", "--out", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "share the pair key" in err and f"runs/copy/{src.name}" in err and len(err.splitlines()) == 1
