@@ -9,7 +9,7 @@ __all__ = ["register", "cmd_compare", "run_compare", "write_compare"]
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "compare", help="paired differences of each loss to a baseline, with 95% intervals and p-values",
+        "compare", help="paired differences of each loss to a baseline, with 95%% intervals and p-values",
         description="For every loss and noise level (and student mode: linear head / fine-tuned): "
                     "the difference to the baseline over runs matched on (task, weak model, seed), "
                     "its 95% paired bootstrap interval, the Wilcoxon signed-rank p-value and the "

@@ -241,3 +241,11 @@ def test_cli_duplicated_runs_are_refused(root, capsys):
     assert main(["compare", "--out", str(root)]) == 2
     err = capsys.readouterr().err.strip()
     assert "share the pair key" in err and f"runs/copy/{src.name}" in err and len(err.splitlines()) == 1
+
+
+def test_cli_help_lists_compare(capsys):
+    from w2sg.cli import main
+    for argv in (["--help"], ["compare", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0 and "compare" in capsys.readouterr().out
