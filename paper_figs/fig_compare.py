@@ -58,7 +58,7 @@ def make(root, figures_dir) -> FigureResult:
     fig.suptitle(f"Paired difference to {style.label(BASELINE)} with {CONFIDENCE:.0%} bootstrap interval — "
                  f"{len(runs.sources)} run records, pairs per row: {', '.join(map(str, n_pairs))}\n"
                  f"filled, *: Holm-adjusted Wilcoxon p < {ALPHA:g} and interval excludes 0; "
-                 "hollow: no significant difference", fontsize=6.5)
+                 "hollow: not significant", fontsize=6.5)
     sig = [f"{r['loss']}@{r['noise']:g}/{r['mode']}: {r['mean_diff']:+.2f}" for r in table if r["significant"]]
     caption = (f"Paired comparison (`w2sg compare --baseline {BASELINE} --metric {METRIC}`). For each "
                "loss and label-noise level: mean over runs matched on (task, weak supervisor, seed) "

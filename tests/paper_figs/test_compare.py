@@ -174,6 +174,9 @@ def test_finetune_records_form_their_own_mode(root):
     assert {(r["mode"], r["noise"]) for r in table} == {("head", 0.0), ("head", 0.2), ("finetune", 0.0)}
     assert _row(table, "tv", 0.0, "finetune")["n_pairs"] == 3  # not mixed with the head runs
     assert _row(table, "tv", 0.0, "finetune")["mean_diff"] == _row(table, "tv", 0.0)["mean_diff"]
+    from paper_figs import fig_compare
+    res = fig_compare.make(root, root / "figures")  # a row of panels per mode
+    assert res.status == "made" and {r["mode"] for r in res.summary["rows"]} == {"head", "finetune"}
 
 
 def test_forest_figure_renders_from_records(root):
