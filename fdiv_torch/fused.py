@@ -154,6 +154,10 @@ class BufferPool:
 #: Scratch space of :func:`fdiv_kernel_torch` (``WORKSPACE.clear()`` releases it).
 WORKSPACE = BufferPool()
 
+#: :func:`fdiv_kernel_torch` works on blocks of about this many logits (whole rows) when a
+#: batch is larger than twice that: the blocks' temporaries stay in the CPU caches.
+CHUNK_ELEMENTS = 1 << 18
+
 
 def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
     """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
@@ -339,7 +343,10 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     The tail terms are only formed when some ``|l|`` exceeds the clamp (one min/max pass).
     ``g`` and ``g'`` run as an :func:`inplace_program`; with ``workspace`` (default) the
     ``n × k`` scratch tensors come from :data:`WORKSPACE` and stay allocated between calls
-    (``WORKSPACE.nbytes()``; ``WORKSPACE.clear()`` frees them).
+    (``WORKSPACE.nbytes()``; ``WORKSPACE.clear()`` frees them).  A batch of more than
+    ``2 × CHUNK_ELEMENTS`` logits is processed in blocks of whole rows of about
+    ``CHUNK_ELEMENTS`` logits, so that the elementwise passes run in cache (every quantity is
+    row-wise; the tails are formed per block where that block needs them).
 
     Not twice differentiable (raises on double backward); ``w`` must not require grad —
     callers fall back to autograd through :func:`logratio_torch` for those cases.
@@ -356,7 +363,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     def owned(x, *others):
         return isinstance(x, torch.Tensor) and not any(x is o for o in others)
 
-    def forward_parts(z, w, log_w, need_grad, pool):
+    def forward_parts(z, w, log_w, need_grad, pool, grad_out=None, loss_out=None):
         # n × k temporaries are written in place, or taken from the reused workspace: a
         # fresh large tensor costs several times an arithmetic pass over it on CPU
         # (page faults), more than any op here.
@@ -403,11 +410,12 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
             zero = torch.zeros((), dtype=s.dtype)
             gv.add_(torch.where(l_raw < -lc, lo * (l_raw + lc), zero))
             gv.add_(torch.where(l_raw > lc, hi * (l_raw - lc), zero))
-        per_example = gv.mul_(w).sum(dim=-1)
+        per_example = torch.sum(gv.mul_(w), dim=-1, out=loss_out) if loss_out is not None \
+            else gv.mul_(w).sum(dim=-1)
         grad = None
         if need_grad:
             # the gradient is saved for backward: a fresh tensor, never workspace
-            grad = torch.mul(w, dg)
+            grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
             grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
         if pool is not None:
             for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
@@ -417,7 +425,19 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     def parts(z, w, log_w, need_grad):
         if w.requires_grad or log_w.requires_grad:
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
-        return forward_parts(z, w, log_w, need_grad, pool)
+        n, k = z.shape
+        rows = max(1, CHUNK_ELEMENTS // max(k, 1))
+        if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
+            return forward_parts(z, w, log_w, need_grad, pool)
+        # Row blocks small enough that every pass over them stays in cache: each of the
+        # ~15 elementwise passes then reads cache, not memory (values are row-wise).
+        loss = torch.empty(n, dtype=z.dtype, device=z.device)
+        grad = torch.empty_like(z) if need_grad else None
+        for i in range(0, n, rows):
+            j = min(n, i + rows)
+            forward_parts(z[i:j], w[i:j], log_w[i:j], need_grad, pool,
+                          grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
+        return loss, grad
 
     return _with_saved_gradient(parts)
 
