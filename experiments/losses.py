@@ -123,12 +123,13 @@ def _clamp_limit(dtype: torch.dtype) -> float:
 _WEAK_CACHE: dict = {}
 
 
-def _prepared_weak(weak_probs, k, dtype, device, smoothing):
+def _prepared_weak(weak_probs, k, dtype, device, smoothing, need_log: bool = True):
     """``(w, log w)`` for :func:`fdiv_loss`, memoised on the weak-label tensor itself.
 
     A hit requires the same tensor object, unchanged (``_version``: any in-place write
     invalidates), same storage, shape, dtype, device and smoothing; numpy input and
     tensors that require grad are prepared every call.  At most 8 entries are kept.
+    ``need_log=False``: ``log w`` is not computed (None) unless already cached.
     """
     cacheable = isinstance(weak_probs, torch.Tensor) and not weak_probs.requires_grad
     if cacheable:
@@ -136,9 +137,11 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
                weak_probs.dtype, str(weak_probs.device), k, dtype, str(device), smoothing)
         hit = _WEAK_CACHE.get(key)
         if hit is not None and hit[0] is weak_probs:
+            if need_log and hit[2] is None:
+                hit = _WEAK_CACHE[key] = (hit[0], hit[1], torch.log(hit[1]))
             return hit[1], hit[2]
     w = prepare_weak(weak_probs, k, dtype, device, smoothing)
-    log_w = torch.log(w)
+    log_w = torch.log(w) if need_log else None
     if cacheable:
         if len(_WEAK_CACHE) >= 8:
             _WEAK_CACHE.pop(next(iter(_WEAK_CACHE)))
@@ -180,8 +183,11 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
         if out is not None:
             return _reduce(out, reduction)
     if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
-        from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
-        w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+        from fdiv_torch.fused import (fdiv_kernel_compiled, fdiv_kernel_torch,
+                                      logratio_value_and_grad_ratio_torch)
+        # log w only for kernels that read l; the eager kernel takes it per block otherwise
+        need_log = fused == "compile" or logratio_value_and_grad_ratio_torch(gen)[1]
+        w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing, need_log)
         if w.shape[0] != logits.shape[0]:
             raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
         lc_val = _clamp_limit(logits.dtype)
@@ -273,7 +279,7 @@ def ce_loss(strong_logits: torch.Tensor, weak_probs, smoothing: float = 1e-6,
             reduction: str = "mean") -> torch.Tensor:
     """Soft-label cross-entropy ``CE(W, S) = −Σ_c w_c log s_c`` (same smoothing as :func:`fdiv_loss`)."""
     logits = as_multiclass_logits(strong_logits)
-    w, _ = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+    w, _ = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing, False)
     per_example = -(w * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return _reduce(per_example, reduction)
 
@@ -288,7 +294,7 @@ def aux_conf_loss(strong_logits: torch.Tensor, weak_probs, alpha: float = 0.75,
     """
     logits = as_multiclass_logits(strong_logits)
     k = logits.shape[1]
-    w, _ = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+    w, _ = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing, False)
     hard = F.one_hot(logits.detach().argmax(dim=-1), k).to(logits.dtype)
     log_s = F.log_softmax(logits, dim=-1)
     per = -((1 - alpha) * w + alpha * hard) * log_s

@@ -348,6 +348,9 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     ``CHUNK_ELEMENTS`` logits, so that the elementwise passes run in cache (every quantity is
     row-wise; the tails are formed per block where that block needs them).
 
+    ``log w`` may be passed as ``None``: it is then taken per block, and only where ``l``
+    is formed (generators that read ``l``, or a block that needs the tails).
+
     Not twice differentiable (raises on double backward); ``w`` must not require grad —
     callers fall back to autograd through :func:`logratio_torch` for those cases.
     """
@@ -379,14 +382,15 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
             s = torch.exp(log_s, out=buf())
 
             def logratio():
-                return log_s.sub_(log_w)
+                return log_s.sub_(log_w if log_w is not None else torch.log(w, out=buf()))
         else:  # many classes: softmax once, log s = z − lse without a second exp pass
             s = torch._softmax(z, -1, False, out=buf())
 
             def logratio():
                 # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
                 lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
-                return torch.sub(z, lse, out=buf()).sub_(log_w)
+                return torch.sub(z, lse, out=buf()).sub_(
+                    log_w if log_w is not None else torch.log(w, out=buf()))
 
         ratio = l = None
         if needs_ratio:
@@ -423,7 +427,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
         return per_example, grad
 
     def parts(z, w, log_w, need_grad):
-        if w.requires_grad or log_w.requires_grad:
+        if w.requires_grad or (log_w is not None and log_w.requires_grad):
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
         n, k = z.shape
         rows = max(1, CHUNK_ELEMENTS // max(k, 1))
@@ -435,7 +439,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
         grad = torch.empty_like(z) if need_grad else None
         for i in range(0, n, rows):
             j = min(n, i + rows)
-            forward_parts(z[i:j], w[i:j], log_w[i:j], need_grad, pool,
+            forward_parts(z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool,
                           grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
         return loss, grad
 
