@@ -14,18 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-from fdiv_torch import triton_kernel as tk
+if not torch.cuda.is_available():  # (when this file runs without tests/conftest.py)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+from fdiv_torch import triton_kernel as tk  # noqa: E402
 from theory import get_generator
 from theory.codegen import logratio_expr, logratio_grad_expr, numpy_function
 from theory.derived import fprime_at_inf, to_float
 from theory.parsing import L
 
 CUDA = torch.cuda.is_available()
-if not CUDA:  # the interpreter runs Triton kernels on CPU tensors
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 DEVICE = "cuda" if CUDA else "cpu"
-needs_triton = pytest.mark.skipif(not tk.available() or not (CUDA or tk.interpreting()),
-                                  reason=f"Triton kernel cannot run here: {tk.unavailable_reason() or 'no CUDA and TRITON_INTERPRET is not 1'}")
+# Without CUDA, Triton kernels run in the interpreter on CPU tensors; it must be chosen before
+# triton is first imported (tests/conftest.py sets it for the whole session).
+_READY = tk.available() and (CUDA or tk.interpreting())
+needs_triton = pytest.mark.skipif(not _READY, reason=f"Triton kernel cannot run here: "
+                                  f"{tk.unavailable_reason() or 'no CUDA, and TRITON_INTERPRET was not 1 when triton was imported'}")
 pytestmark = ([pytest.mark.cuda] if CUDA else []) + [
     # the interpreter evaluates both branches of tl.where in numpy (e.g. 0·inf in a masked lane)
     pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
@@ -206,12 +209,18 @@ def test_triton_reductions_binary_and_no_grad():
 
 
 @pytest.mark.skipif(CUDA, reason="checks the CPU default")
-def test_default_on_cpu_is_not_triton():
-    """``fused=True`` on CPU never takes the Triton path (it would need the interpreter)."""
+def test_cpu_never_takes_the_triton_path_unless_interpreting(monkeypatch):
+    """On CPU ``fused=True`` is the torch kernel even with Triton installed, and forcing
+    ``fused="triton"`` without the interpreter is a clear error."""
     from experiments.losses import fdiv_loss
-    z = torch.randn(4, 3, dtype=torch.float64)
-    w = torch.softmax(torch.randn(4, 3, dtype=torch.float64), -1)
-    assert fdiv_loss(z, w, "js").dtype == torch.float64  # the torch kernel (Triton takes no float64)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    z = torch.randn(4, 3)
+    w = torch.softmax(torch.randn(4, 3), -1)
+    with pytest.raises(ValueError, match="CUDA"):
+        fdiv_loss(z, w, "js", fused="triton")
+    with pytest.raises(ValueError, match="float32/bfloat16/float16"):
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        fdiv_loss(z.double(), w.double(), "js", fused="triton")
 
 
 # ----------------------------------------------------------------------------- GPU only
