@@ -155,7 +155,8 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
     pairs = load_pairs(data, n)
     n_weak = n_weak or max(2, len(pairs) // 5)
     n_test = n_test or max(2, len(pairs) // 4)
-    cfg_train = {**{"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20}, **(train or {})}
+    cfg_train = {**{"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20,
+                    "smoothing": TrainConfig.smoothing}, **(train or {})}
     feats = {}
     for name in dict.fromkeys([weak, strong]):
         model, tok = load_lm(name, device)
