@@ -225,7 +225,7 @@ def _train_once(X, y, loss_name: str, steps: int, seed: int = 0):
     from .losses import make_loss
     from .pipeline import TrainConfig, train_head
     cfg = TrainConfig(steps=steps, eval_every=0)
-    return train_head(X, y, make_loss(loss_name), cfg, bias=True, seed=seed)
+    return train_head(X, y, make_loss(loss_name, smoothing=cfg.smoothing), cfg, bias=True, seed=seed)
 
 
 def _ensemble_once(X, Xw, y, steps: int, members: int):
