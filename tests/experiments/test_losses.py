@@ -491,3 +491,18 @@ def test_derive_accepts_a_generator_starting_with_minus(capsys):
     assert main(["derive", "--f", "kl", "--json"]) == 0
     named = json.loads(capsys.readouterr().out)
     assert typed["f2_at_1"] == named["f2_at_1"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["ce", "aux_conf", "product"])
+def test_baselines_finite_and_exact_at_extreme_logits(name, dtype):
+    """One-hot weak labels against logits ±100: CE rows are 200, 200, 0 and log 2 (the
+    product target stays one-hot, so it equals CE; aux_conf with α = 0.5 mixes in Ŝ)."""
+    z = torch.tensor([[100.0, -100.0], [-100.0, 100.0], [100.0, -100.0], [0.0, 0.0]], dtype=dtype,
+                     requires_grad=True)
+    w = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.5, 0.5]])
+    loss = _loss_by_name(name, z, w)
+    loss.backward()
+    assert torch.isfinite(loss) and z.grad.dtype == dtype and torch.isfinite(z.grad).all()
+    if name != "aux_conf":
+        assert loss.item() == pytest.approx((400 + math.log(2)) / 4, rel=1e-6)
