@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Options whose values are generators a user types, which may start with a minus sign
-#: (``--f -log(t)``): one value for ``--f``, one or more for ``--losses``.
-TYPED_OPTIONS = {"--f": 1, "--losses": None}
+#: Options whose values are generators (or loss names) a user types, which may start with a
+#: minus sign (``--f -log(t)``): one value for ``--f`` and ``--baseline`` (``w2sg compare``),
+#: one or more for ``--losses``.
+TYPED_OPTIONS = {"--f": 1, "--baseline": 1, "--losses": None}
 
 
 def typed_values(argv: list[str]) -> list[str]:

@@ -474,6 +474,7 @@ def test_make_loss_smoothing_and_the_pipeline_default():
     (["run", "--losses", "kl", "-log(t)", "--quick"], ["run", "--losses=kl", "--losses=-log(t)", "--quick"]),
     (["derive", "--f", "--json"], ["derive", "--f", "--json"]),  # missing value: left to argparse
     (["derive", "--f=kl"], ["derive", "--f=kl"]),
+    (["compare", "--baseline", "-log(t)", "--json"], ["compare", "--baseline=-log(t)", "--json"]),
 ])
 def test_typed_generators_may_start_with_a_minus_sign(argv, want):
     from w2sg.cli import build_parser, typed_values
