@@ -382,7 +382,8 @@ def launch_config(n: int, k: int) -> dict:
 def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float],
                        f_inf: float) -> Callable:
     """``(z, w, smoothing, tol) ↦ per-example loss`` (float32, shape ``(n,)``), differentiable
-    in ``z`` with the analytic gradient (saved in the logits' dtype; not twice differentiable).
+    in ``z`` with the analytic gradient (saved in the logits' dtype, float32 for float16
+    logits, whose gradient saturates at ±65504 after scaling; not twice differentiable).
 
     ``z``: ``(n, k)`` float32/bfloat16/float16 logits on a CUDA device (or CPU under
     ``TRITON_INTERPRET=1``); ``w``: ``(n, k)`` raw weak labels (any float dtype, same
@@ -405,7 +406,10 @@ def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float]
             w = w.contiguous()
         loss = torch.empty(n, dtype=torch.float32, device=z.device)
         flag = torch.empty(n, dtype=torch.int32, device=z.device)
-        grad = torch.empty_like(z) if need_grad else loss  # (unused pointer without grad)
+        # float16: the gradient is kept in float32 and saturated at ±65504 only after the
+        # backward pass scales it (as the other paths); bf16 has float32's range
+        gdtype = torch.float32 if z.dtype == torch.float16 else z.dtype
+        grad = torch.empty(z.shape, dtype=gdtype, device=z.device) if need_grad else loss
         cfg = launch_config(n, k)
         grid = (triton_cdiv(n, cfg["ROWS"]),)
         mod.fdiv_fwd[grid](z, w, loss, grad, flag, n, k, z.stride(0), w.stride(0),
@@ -421,6 +425,7 @@ def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float]
         @staticmethod
         def forward(ctx, z, w, smoothing, tol):
             loss, grad = parts(z, w, smoothing, tol, ctx.needs_input_grad[0])
+            ctx.half = z.dtype == torch.float16
             ctx.save_for_backward(grad if grad is not None else torch.empty(0))
             return loss
 
@@ -428,7 +433,11 @@ def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float]
         @torch.autograd.function.once_differentiable
         def backward(ctx, gout):
             (grad,) = ctx.saved_tensors
-            return grad * gout.to(grad.dtype).reshape(-1, 1), None, None, None
+            out = grad * gout.to(grad.dtype).reshape(-1, 1)
+            if ctx.half:  # float16 logits: saturate, never overflow (as the other paths)
+                top = torch.finfo(torch.float16).max
+                out = out.clamp_(-top, top).to(torch.float16)
+            return out, None, None, None
 
     def kernel(z, w, smoothing: float = 0.0, tol: float = 1e-4):
         if not z.requires_grad or not torch.is_grad_enabled():
@@ -463,19 +472,18 @@ def compile_ahead(gen: Generator, arch: int = 90, logits: str = "fp32", one_bloc
     """Compile the generator's kernel for a CUDA architecture without a GPU (``arch=90``:
     Hopper, e.g. H100/H200), through Triton's compiler and the ``ptxas`` it ships; returns
     Triton's compiled kernel (``.asm["ptx"]``, ``.asm["cubin"]``).  A check that the
-    generated source is valid Triton for the device, not only for the interpreter."""
+    generated source is valid Triton for the device, not only for the interpreter.  Needs a
+    process in which Triton's interpreter is off (tests run it in a subprocess)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    old = os.environ.pop("TRITON_INTERPRET", None)
-    try:  # a device JIT function even where the interpreter is on (tests)
-        fn = _load(gen, "_device").fdiv_fwd
-    finally:
-        if old is not None:
-            os.environ["TRITON_INTERPRET"] = old
+    if interpreting():
+        raise RuntimeError("compile_ahead needs a process where triton was imported without "
+                           "TRITON_INTERPRET=1 (the interpreter replaces Triton's own functions)")
+    fn = _module(gen).fdiv_fwd
     ptr = f"*{logits}"
-    sig = {"Z": ptr, "W": "*fp32", "LOSS": "*fp32", "GRAD": ptr, "FLAG": "*i32",
+    sig = {"Z": ptr, "W": "*fp32", "LOSS": "*fp32", "GRAD": "*fp32" if logits == "fp16" else ptr, "FLAG": "*i32",
            "n_rows": "i32", "n_cols": "i32", "stride_z": "i32", "stride_w": "i32", "stride_g": "i32",
            **{name: "fp32" for name in ("eps", "norm", "lc", "slope_lo", "slope_hi", "f_inf", "tol")},
            **{name: "constexpr" for name in ("ROWS", "BLOCK", "ONE_BLOCK", "NEED_GRAD", "ZERO_OK")}}
