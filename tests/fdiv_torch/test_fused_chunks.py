@@ -30,3 +30,23 @@ def test_row_blocks_match_reference(monkeypatch, dtype):
     with torch.no_grad():  # no gradient requested: blocks write only the loss
         assert torch.allclose(fdiv_loss(z, w, "js", reduction="none"),
                               fdiv_loss(z, w, "js", reduction="none", fused=False), rtol=tol, atol=tol)
+
+
+def test_row_blocks_with_zero_weak_entries(monkeypatch):
+    """Exact zeros in some blocks only (contributing s·f'(∞)): blocks equal the reference."""
+    monkeypatch.setattr(fused, "CHUNK_ELEMENTS", 2 * 6)
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(9, 6, generator=g, dtype=torch.float64) * 4
+    w = torch.softmax(torch.randn(9, 6, generator=g, dtype=torch.float64) * 3, dim=-1)
+    w[1, 2] = 0.0
+    w[6, :2] = 0.0
+    w = w / w.sum(-1, keepdim=True)
+    for spec in ("js", "tv", "hellinger", "kl"):  # finite f'(∞)
+        fused.WORKSPACE.clear()
+        a, b = z.clone().requires_grad_(), z.clone().requires_grad_()
+        la = fdiv_loss(a, w, spec, reduction="none")
+        lb = fdiv_loss(b, w, spec, reduction="none", fused=False)
+        la.sum().backward()
+        lb.sum().backward()
+        assert torch.allclose(la, lb, rtol=1e-9, atol=1e-12), spec
+        assert torch.allclose(a.grad, b.grad, rtol=1e-8, atol=1e-12), spec
