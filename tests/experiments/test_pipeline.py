@@ -124,7 +124,7 @@ def test_execute_run_is_self_contained(tmp_path, fake_features):
     rec = execute_run(runs[1], tmp_path)  # computes and stores its reference first
     assert reference_path(runs[1], tmp_path).exists()
     assert reference_path(runs[1], tmp_path).with_suffix(".npz").exists()
-    assert rec["noise"] == runs[1]["noise"] and rec["loss"] == runs[1]["loss"]
+    assert rec.noise == runs[1]["noise"] and rec.loss == runs[1]["loss"]
 
 
 @pytest.mark.parametrize("argv, needle", [
