@@ -169,3 +169,26 @@ def test_reproduce_cli_skip_runs(root, capsys):
     assert main(["reproduce", "--out", str(root), "--skip-runs", "--quick"]) == 0
     text = capsys.readouterr().out
     assert "reused" in text and "7 made" in text
+
+
+def test_figs_names_a_garbled_record_and_exits_nonzero(root, capsys):
+    from w2sg.cli import main
+    victim = syn.write_runs(root)[3]
+    victim.write_text(victim.read_text()[:100])
+    rc = main(["figs", "--out", str(root), "--only", "main_accuracy_vs_noise"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert str(victim) in err and "not valid JSON" in err
+    assert "1 unusable records" in out
+    index = json.loads((root / "figures" / "index.json").read_text())
+    assert index[0]["status"] == "made"  # the other records still make the figure
+
+
+def test_figs_refuses_an_unknown_schema_in_one_line(root, capsys):
+    from w2sg.cli import main
+    victim = syn.write_runs(root)[0]
+    victim.write_text(victim.read_text().replace('"schema": 2', '"schema": 7'))
+    assert main(["figs", "--out", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(victim) in err and "schema" in err
+    assert "Traceback" not in err
