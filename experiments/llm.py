@@ -148,9 +148,11 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
                   train: dict | None = None) -> list:
     """The W2SG sweep with GPT-2-family models; one :class:`w2sg.records.LlmRunRecord` per run under
     ``<root>/runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json`` (resumes)."""
-    from .pipeline import TrainConfig, pgr, reference_outputs, train_student
-    from .records import config_hash, results_root, write_record
-    from .runner import _slug
+    from w2sg.pgr import pgr
+    from w2sg.records import (LlmRunRecord, RecordError, RunTimings, config_hash, move_aside,
+                              read_record, results_root, student_metrics, write_record)
+    from .pipeline import TrainConfig, reference_outputs, train_student
+    from .runner import _slug, baselines_from
     device = resolve_device(device)
     pairs = load_pairs(data, n)
     n_weak = n_weak or max(2, len(pairs) // 5)
