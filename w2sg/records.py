@@ -530,10 +530,7 @@ def _build(cls, data, path, prefix):
     kwargs = {}
     for f in dataclasses.fields(cls):
         name = prefix + f.name
-        if f.name not in data:
-            if f.default is not dataclasses.MISSING and f.name not in ("kind", "schema"):
-                kwargs[f.name] = f.default
-                continue
+        if f.name not in data:  # every field is written (null when empty): none may be missing
             raise RecordError(path, name, "missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], path, name)
     return cls(**kwargs)

@@ -202,3 +202,26 @@ def test_records_module_is_a_leaf():
     project = {"theory", "numerics", "experiments", "paper_figs", "fdiv_torch", "numpy", "torch"}
     assert not {m.split(".")[0] for m in mods if m} & project
     assert {m for m in mods if m and m.startswith("strict")} <= {"strict_json"}
+
+
+def test_docs_list_every_field_of_every_kind():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "docs" / "RECORDS.md").read_text()
+    nested = (R.Baselines, R.WeakMetrics, R.CeilingMetrics, R.StudentMetrics, R.RunTimings,
+              R.ReferenceTimings, R.CheckRow)
+    for cls in (*R.KINDS.values(), *nested):
+        head = f"`{cls.__name__}`"
+        assert head in text, head
+        section = text[text.index(head):].split("\n### ")[0]
+        for f in dataclasses.fields(cls):
+            assert f"- `{f.name}`:" in section, (cls.__name__, f.name)
+
+
+def test_every_field_is_required(tmp_path):
+    path = R.write_record(tmp_path / "b.json", _examples()[7])
+    data = json.loads(path.read_text())
+    assert data["kernels"] is None  # written as null, not left out
+    del data["kernels"]
+    path.write_text(json.dumps(data))
+    _, msg = _errmsg(path)
+    assert "'kernels'" in msg and "missing" in msg
