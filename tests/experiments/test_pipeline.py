@@ -106,9 +106,11 @@ def test_resume_skips_finished_runs(tmp_path, fake_features):
     # an interrupted sweep: one record missing, a stray temp file from a killed write
     victim = run_path(runs[0], tmp_path)
     victim.unlink()
-    (victim.parent / f".{victim.name}.abc.tmp").write_text("{half")
+    stray = victim.parent / f".{victim.name}.abc.tmp"
+    stray.write_text("{half")
     second = run_sweep(sweep, tmp_path, workers=1, quiet=True)
     assert second["executed"] == 1 and second["skipped"] == 4  # 1 reference + 3 runs
+    assert not stray.exists()  # cleaned when the sweep started
     for r in runs[1:]:
         assert run_path(r, tmp_path).stat().st_mtime_ns == stamps[str(run_path(r, tmp_path))]
     rec = json.loads(victim.read_text())
