@@ -151,13 +151,13 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
     from w2sg.pgr import pgr
     from w2sg.records import (LlmRunRecord, RecordError, RunTimings, config_hash, move_aside,
                               read_record, results_root, student_metrics, write_record)
-    from .pipeline import TrainConfig, reference_outputs, train_student
-    from .runner import _slug, baselines_from
+    from .pipeline import STUDENT_TRAIN, TrainConfig, reference_outputs, train_student
+    from .runner import baselines_from, slug
     device = resolve_device(device)
     pairs = load_pairs(data, n)
     n_weak = n_weak or max(2, len(pairs) // 5)
     n_test = n_test or max(2, len(pairs) // 4)
-    cfg_train = {**{"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20}, **(train or {})}
+    cfg_train = {**STUDENT_TRAIN.as_config(), **(train or {})}
     feats = {}
     for name in dict.fromkeys([weak, strong]):
         model, tok = load_lm(name, device)
@@ -174,8 +174,8 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
                 config = {"kind": "llm-run", "weak": weak, "strong": strong, "data": data, "n": len(pairs),
                           "loss": loss, "noise": float(p), "seed": seed, "device": device,
                           "max_length": max_length, "train": cfg_train}
-                path = (root / "runs" / "llm" / f"{_slug(Path(weak).name)}__{_slug(Path(strong).name)}"
-                        / _slug(loss) / f"noise{float(p):g}-seed{seed}-{config_hash(config)}.json")
+                path = (root / "runs" / "llm" / f"{slug(Path(weak).name)}__{slug(Path(strong).name)}"
+                        / slug(loss) / f"noise{float(p):g}-seed{seed}-{config_hash(config)}.json")
                 if path.exists():
                     try:
                         old = read_record(path, LlmRunRecord)
