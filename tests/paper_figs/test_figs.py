@@ -49,7 +49,7 @@ def test_reader_names_bad_records(tmp_path):
     assert len(rows) == 0 and rows.skipped == 2
     broken, other = rows.problems
     assert "runs/broken.json" in broken and "not valid JSON" in broken
-    assert "runs/other.json" in other and "field 'config'" in other and "missing" in other
+    assert "runs/other.json" in other and "field 'code_version': missing" in other
 
 
 def test_stored_pgr_is_the_formula(root):
