@@ -20,6 +20,10 @@ config's); a reference also needs its ``.npz`` with the sha256 stored in its rec
 (:func:`check_reference_record`).  An invalid one is moved aside
 (``<name>.corrupt-<stamp>``), named on stderr and redone.  Temporary files left by a
 crash between write and rename are deleted when a sweep starts.
+
+Every run and reference record stores ``smoothing``: the weak-label smoothing ε of the
+losses (``config.train.smoothing``; :data:`experiments.pipeline.PIPELINE_SMOOTHING` by
+default; the product loss ignores it).
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecor
                           file_sha256, move_aside, read_record, results_root, student_metrics,
                           write_record)
 
+from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 
 __all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "expand", "reference_config",
@@ -49,12 +54,13 @@ DEFAULT_SWEEP: dict[str, Any] = {
     "tasks": ["fortunes_pairs", "vader_pairs", "vader_cls"],
     "weak": ["minilm-l6-layer0", "minilm-l3"],
     "strong": "minilm-l6",
-    "losses": ["ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv"],
+    "losses": list(DEFAULT_LOSSES),
     "noise": [0.0, 0.1, 0.2, 0.3, 0.4],
     "seeds": 3,
     "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
     "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
     "max_length": 128,
+    # train.smoothing: the losses' weak-label smoothing, explicit (pipeline.PIPELINE_SMOOTHING)
     "train": STUDENT_TRAIN.as_config(),
     "weak_train": WEAK_TRAIN.as_config(),
 }
@@ -63,7 +69,7 @@ QUICK_SWEEP: dict[str, Any] = {
     **DEFAULT_SWEEP,
     "tasks": ["vader_cls"],
     "weak": ["minilm-l6-layer0"],
-    "losses": ["ce", "reverse_kl", "hellinger", "tv"],
+    "losses": list(QUICK_LOSSES),
     "noise": [0.0, 0.2],
     "seeds": 1,
 }
@@ -171,7 +177,8 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
         os.replace(tmp, npz)
     record = ReferenceRecord(
         config=cfg, config_hash=config_hash(cfg), task=cfg["task"], weak=cfg["weak"],
-        strong=cfg["strong"], seed=cfg["seed"], baselines=baselines_from(part),
+        strong=cfg["strong"], seed=cfg["seed"], smoothing=_train_cfg(cfg["train"]).smoothing,
+        baselines=baselines_from(part),
         ceiling_split=part["ceiling_split"], splits=task.info, train_info=part["train_info"],
         timings=ReferenceTimings(weak_s=part["timings"]["weak_s"],
                                  ceiling_s=part["timings"]["ceiling_s"], features_s=t1 - t0,
@@ -242,6 +249,7 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
         config=config, config_hash=config_hash(config), task=config["task"],
         weak=config["weak"], strong=config["strong"], loss=config["loss"],
         noise=config["noise"], seed=config["seed"],
+        smoothing=_train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
         metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
         reference=base, reference_record=str(rel), ceiling_split=ref.ceiling_split,
         splits=ref.splits, train_info={k: v for k, v in info.items() if k != "train_s"},

@@ -13,6 +13,7 @@ Kinds (the ``kind`` field) and where :func:`results_root` keeps them::
     check-data     checks/c3_curves.json, c4_slacks.json, c6_coverage.json CheckDataRecord
     counterexample checks/counterexamples/c5_*.json                        CounterexampleRecord
     bench          bench/bench-<UTC stamp>[-quick].json                    BenchRecord
+    compare        compare/<metric>-vs-<baseline>.json                     CompareRecord
     (figures/      PNG + PDF + caption per figure, ``w2sg figs``)
 
 Schema versions (the integer ``schema`` field of every kind):
@@ -53,7 +54,7 @@ from .strict_json import dumps, plain
 __all__ = ["to_plain", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
            "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
-           "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "KINDS", "Record",
+           "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
            "read_record", "parse_record", "student_metrics", "worst_slack_fields",
            "PGR_UNDEFINED", "clean_temp_files", "move_aside"]
@@ -157,7 +158,8 @@ class RunRecord(_Header):
 
     ``config``: the run config (kind, task, weak, strong, seed, pool, sizes, max_length,
     train, weak_train, loss, noise[, finetune]); ``config_hash`` = :func:`config_hash` of it.
-    ``weak``/``strong``: model names.  ``reference``: the baselines copied from the
+    ``weak``/``strong``: model names.  ``smoothing``: the weak-label smoothing ε of the
+    loss (``config["train"]["smoothing"]``).  ``reference``: the baselines copied from the
     reference record at ``reference_record`` (path relative to the results root).
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
     n_flipped (or finetune settings)."""
@@ -170,6 +172,7 @@ class RunRecord(_Header):
     loss: str
     noise: float
     seed: int
+    smoothing: float
     metrics: StudentMetrics
     reference: Baselines
     reference_record: str
@@ -192,6 +195,7 @@ class ReferenceRecord(_Header):
     weak: str
     strong: str
     seed: int
+    smoothing: float
     baselines: Baselines
     ceiling_split: str
     splits: dict
@@ -306,12 +310,35 @@ class BenchRecord(_Header):
     curve: Optional[dict] = None
 
 
+@dataclass(kw_only=True)
+class CompareRecord(_Header):
+    """``w2sg compare`` (:mod:`paper_figs.compare_cli`): paired differences of each loss to
+    ``baseline`` in ``metric`` (``acc`` in points ×100, or ``pgr``).  ``rows[]``: loss, noise,
+    mode, n_pairs, mean_diff, ci_low, ci_high, p_value, p_holm, n_missing, missing, verdict,
+    significant, …; ``sources``: the run records used; ``unreadable``: those that could not
+    be used (one line each)."""
+    kind: str = "compare"
+    baseline: str
+    metric: str
+    unit: str
+    pairing: str
+    confidence: float
+    ci: str
+    test: str
+    correction: str
+    alpha: float
+    n_runs: int
+    unreadable: list[str]
+    rows: list[dict]
+    sources: list[str]
+
+
 KINDS: dict[str, type] = {
     "run": RunRecord, "reference": ReferenceRecord, "llm-run": LlmRunRecord,
     "check": CheckRecord, "check-summary": CheckSummaryRecord, "check-data": CheckDataRecord,
-    "counterexample": CounterexampleRecord, "bench": BenchRecord}
+    "counterexample": CounterexampleRecord, "bench": BenchRecord, "compare": CompareRecord}
 Record = typing.Union[RunRecord, ReferenceRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
-                      CheckDataRecord, CounterexampleRecord, BenchRecord]
+                      CheckDataRecord, CounterexampleRecord, BenchRecord, CompareRecord]
 
 #: How to regenerate a refused (older or unknown-schema) record, per kind.
 _REGENERATE = {
@@ -321,6 +348,7 @@ _REGENERATE = {
     "check": "rerun `w2sg check --out <root>`", "check-summary": "rerun `w2sg check --out <root>`",
     "check-data": "rerun `w2sg check --out <root>`",
     "counterexample": "rerun `w2sg check --out <root>`", "bench": "rerun `w2sg bench --out <root>`",
+    "compare": "rerun `w2sg compare --out <root>`",
 }
 
 

@@ -60,7 +60,7 @@ def test_llm_run_records_are_rows(tmp_path):
     from w2sg.records import LlmRunRecord, write_record
     cfg = {"kind": "llm-run", "weak": "gpt2", "strong": "gpt2-medium", "data": "hh.jsonl", "n": 10,
            "loss": "js", "noise": 0.2, "seed": 1, "device": "cpu", "max_length": 16,
-           "train": {"steps": 40}}
+           "train": {"steps": 40, "smoothing": 1e-6}}
     run = syn.run_record({**cfg, "task": "x"}, 0.6, 0.55, 0.7)
     fields = {k: getattr(run, k) for k in ("config_hash", "loss", "noise", "seed", "metrics",
                                            "reference", "ceiling_split", "splits", "train_info",

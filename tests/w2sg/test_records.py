@@ -37,11 +37,11 @@ def _examples():
     cfg = {"kind": "run", "task": "t", "weak": "w", "strong": "s", "seed": 0, "loss": "ce",
            "noise": 0.0, "train": {"steps": 3}}
     common = dict(config=cfg, config_hash=R.config_hash(cfg), task="t", weak="w", strong="s")
-    run = R.RunRecord(**common, loss="ce", noise=0.0, seed=0, metrics=_metrics(),
+    run = R.RunRecord(**common, loss="ce", noise=0.0, seed=0, smoothing=1e-6, metrics=_metrics(),
                       reference=_baselines(), reference_record="runs/reference/x.json",
                       ceiling_split="student", splits={"pool": 10},
                       train_info={"val_acc": 0.7, "best_step": 3}, timings=R.RunTimings(1.0, 2.0))
-    ref = R.ReferenceRecord(**common, seed=0, baselines=_baselines(), ceiling_split="student",
+    ref = R.ReferenceRecord(**common, seed=0, smoothing=1e-6, baselines=_baselines(), ceiling_split="student",
                             splits={"pool": 10}, train_info={"weak": {"val_acc": None}},
                             timings=R.ReferenceTimings(0.1, 0.2, 0.3, 0.6),
                             arrays="x.npz", arrays_sha256="ab" * 32)
@@ -59,10 +59,14 @@ def _examples():
                                  misfit=0.03, search={"origin": "random"})
     bench = R.BenchRecord(quick=True, what=["training"], machine={"cpus": 2}, method="m",
                           elapsed_s=1.5, training={"rows": [{"loss": "ce", "epoch_ms_wall": 1.0}]})
-    return [run, ref, llm, check, summary, data, cex, bench]
+    comp = R.CompareRecord(baseline="ce", metric="acc", unit="points", pairing="p", confidence=0.95,
+                           ci="bca", test="wilcoxon", correction="holm", alpha=0.05, n_runs=4,
+                           unreadable=[], rows=[{"loss": "tv", "mean_diff": None}],
+                           sources=["runs/a.json"])
+    return [run, ref, llm, check, summary, data, cex, bench, comp]
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(9))
 def test_round_trip_every_kind(tmp_path, index):
     rec = _examples()[index]
     path = R.write_record(tmp_path / "sub" / "rec.json", rec)
@@ -78,7 +82,7 @@ def test_round_trip_every_kind(tmp_path, index):
 
 def test_kinds_cover_every_dataclass():
     assert set(R.KINDS) == {"run", "reference", "llm-run", "check", "check-summary",
-                            "check-data", "counterexample", "bench"}
+                            "check-data", "counterexample", "bench", "compare"}
     assert {type(r).__name__ for r in _examples()} == {c.__name__ for c in R.KINDS.values()}
 
 
