@@ -185,27 +185,12 @@ def prepare_weak(weak_probs, k: int, dtype, device=None,
 # ----------------------------------------------------------------------------- f-divergences
 @functools.lru_cache(maxsize=256)
 def _compiled(spec: str):
-    """``(gen, g, slopes)``: g generated, ``slopes[Lc] = (g'(−Lc), g'(Lc))`` from sympy."""
+    """``(gen, slopes)``: the generator and ``slopes[Lc] = (g'(−Lc), g'(Lc))`` for both clamp
+    limits (:func:`fdiv_torch.logratio.tail_slopes`; raises early when not finite)."""
+    from fdiv_torch.logratio import tail_slopes
     from theory import get_generator
-    from fdiv_torch.codegen import logratio_torch
-    from theory.codegen import L, logratio_grad_expr
     gen = get_generator(spec)
-    g = logratio_torch(gen)
-    dg = logratio_grad_expr(gen)
-    slopes = {}
-    for lc in (30.0, 200.0):
-        pair = []
-        for at in (-lc, lc):
-            try:
-                value = float(dg.subs(L, at).evalf())
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not math.isfinite(value):
-                raise ValueError(f"generator {spec!r}: g'(l) = d f(e^l)/dl is not finite at l = {at:g}; "
-                                 f"its log-space loss cannot be continued linearly there")
-            pair.append(value)
-        slopes[lc] = tuple(pair)
-    return gen, g, slopes
+    return gen, {lc: tail_slopes(gen, lc) for lc in (30.0, 200.0)}
 
 
 @functools.lru_cache(maxsize=256)
@@ -232,10 +217,6 @@ def _zero_term(spec: str, zero, gen_text: str) -> float:
             f"Pass smoothing > 0 (e.g. smoothing=1e-6: w ← (w + ε)/(1 + kε)), or use a generator "
             f"with finite f'(∞) (kl, hellinger, js, tv)")
     return value
-
-
-def _clamp_limit(dtype) -> float:
-    return 200.0 if dtype == torch.float64 else 30.0
 
 
 #: (weak tensor, its version, key) → prepared weak labels: validated, smoothed and logged
@@ -305,7 +286,7 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
             ``jeffreys``, ...), where ``D_f`` is infinite: pass ``smoothing``.
     """
     spec = f.name if hasattr(f, "expr") and f.is_named else (f.text if hasattr(f, "expr") else f)
-    gen, g, slopes = _compiled(spec)
+    gen, slopes = _compiled(spec)
     logits = _logits(strong_logits)
     k = logits.shape[1]
     w_grad = isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad
@@ -313,7 +294,8 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
     if w.shape[0] != logits.shape[0]:
         raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
     fpi = _zero_term(spec, zero, gen.text) if zero is not None else 0.0
-    lc_val = _clamp_limit(logits.dtype)
+    from fdiv_torch.logratio import clamp_limit, clamped_logratio
+    lc_val = clamp_limit(logits.dtype)
     if fused and not w_grad:
         from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
         make = fdiv_kernel_compiled if fused == "compile" else fdiv_kernel_torch
@@ -321,15 +303,7 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
         zeros = None if zero is None else (w_div, zero.to(logits.dtype), fpi)
         return _reduce(kernel(logits, w, log_w, zeros), reduction)
     log_s = F.log_softmax(logits, dim=-1)
-    l = log_s - log_w
-    lo, hi = slopes[lc_val]
-    lc = l.clamp(-lc_val, lc_val)
-    # Linear tails through torch.where, so the backward pass never adds and subtracts the
-    # (possibly huge) tail slopes: an unselected branch contributes an exact zero.
-    zero_t = torch.zeros_like(l)
-    per_class = (g(lc) + torch.where(l < -lc_val, lo * (l + lc_val), zero_t)
-                 + torch.where(l > lc_val, hi * (l - lc_val), zero_t))
-    per_example = (w * per_class).sum(dim=-1)
+    per_example = (w * clamped_logratio(gen, log_s - log_w, lc_val)).sum(dim=-1)
     if zero is not None and fpi != 0:  # Σ_{c: w_c = 0} s_c f'(∞)
         per_example = per_example + fpi * (torch.exp(log_s) * zero).sum(dim=-1)
     return _reduce(per_example, reduction)
