@@ -43,7 +43,7 @@ def install() -> None:
             else:
                 os.write(fd, str(os.getpid()).encode())
                 os.close(fd)
-                time.sleep(60)  # killed here by the test
+                time.sleep(300)  # killed here by the test
         return original(config, root, write)
 
     R.execute_run = execute_run
