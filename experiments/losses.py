@@ -1,6 +1,6 @@
 """Training losses for the strong model: f-divergences, cross-entropy, Burns et al. baselines.
 
-Convention (``shared/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, strong first.
+Convention (``docs/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, strong first.
 :func:`fdiv_loss` evaluates it in log space, ``l_c = log s_c − log w_c`` with
 ``log s = log_softmax(logits)``, through the generated log-ratio form ``g(l) = f(e^l)``
 (:func:`fdiv_torch.codegen.logratio_torch`); no formula is retyped here.

@@ -1,4 +1,4 @@
-"""One module per claim of THEORY.md; each exposes ``check_cX(quick, seed) -> CheckResult``."""
+"""One module per claim of docs/THEORY.md; each exposes ``check_cX(quick, seed) -> CheckResult``."""
 from __future__ import annotations
 
 import importlib
