@@ -6,6 +6,8 @@
   ``tests/x.py::test_name``) exist (and the test function is defined there);
 * dotted names of the toolkit (``theory.derived.f_at_0``, ``experiments.llm.HUB_DATASETS``)
   import and resolve;
+* the same two checks hold in the docstrings and comments of every tracked Python file
+  (code, tests, notebooks);
 * no tracked file points outside the repository for its conventions (the team notes
   ``../shared``, ``OFFLINE_DATA.md``), and ``THEORY.md`` is only named as ``docs/THEORY.md``.
 
@@ -150,6 +152,21 @@ def test_named_paths_exist(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_named_python_objects_exist(page):
     assert unresolved_names(page.read_text(encoding="utf-8")) == []
+
+
+def test_references_in_code_and_notebooks_resolve():
+    """Docstrings and comments of every tracked Python file (code, tests, notebooks) name
+    only paths and toolkit objects that exist."""
+    me = Path(__file__).resolve()
+    offenders = {}
+    for path in _tracked_files():
+        if path.suffix != ".py" or path.resolve() == me:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        bad = missing_paths(text) + unresolved_names(text)
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
 
 
 def test_no_tracked_file_points_outside_the_repository():
