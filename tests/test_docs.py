@@ -15,9 +15,12 @@ The checkers are plain functions; the last tests feed them broken text to show t
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import io
 import re
 import subprocess
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -154,15 +157,30 @@ def test_named_python_objects_exist(page):
     assert unresolved_names(page.read_text(encoding="utf-8")) == []
 
 
+def prose(source: str) -> str:
+    """The docstrings and comments of a Python source (string literals that are data, such
+    as module names handed to ``importlib``, are not references)."""
+    parts = []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                parts.append(doc)
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    parts += [tok.string for tok in tokens if tok.type == tokenize.COMMENT]
+    return "\n".join(parts)
+
+
 def test_references_in_code_and_notebooks_resolve():
-    """Docstrings and comments of every tracked Python file (code, tests, notebooks) name
-    only paths and toolkit objects that exist."""
+    """Docstrings and comments of every tracked Python file (code, tests, notebooks; the
+    notebooks' Markdown cells are comments) name only paths and toolkit objects that exist."""
     me = Path(__file__).resolve()
     offenders = {}
     for path in _tracked_files():
         if path.suffix != ".py" or path.resolve() == me:
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = prose(path.read_text(encoding="utf-8", errors="replace"))
         bad = missing_paths(text) + unresolved_names(text)
         if bad:
             offenders[str(path.relative_to(ROOT))] = bad
@@ -199,6 +217,14 @@ def test_checkers_report_broken_references(tmp_path):
     assert outside_references("see `THEORY.md`", "README.md") == ["THEORY.md"]
     assert outside_references("see `docs/THEORY.md` and [t](THEORY.md)", "docs/A.md") == []
     assert outside_references("see `docs/THEORY.md`", "README.md") == []
+
+
+def test_prose_is_docstrings_and_comments():
+    source = ('"""Module: see `theory/a.py`."""\nX = "theory.not_a_reference"  # see `theory/b.py`\n'
+              'def f():\n    """Uses `theory.derived.f_at_0`."""\n')
+    text = prose(source)
+    assert "theory/a.py" in text and "theory/b.py" in text and "theory.derived.f_at_0" in text
+    assert "not_a_reference" not in text
 
 
 def test_slug_matches_github():
