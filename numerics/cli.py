@@ -166,7 +166,7 @@ def _cmd_check(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("check", help="numerically check every claim (C1–C8) of THEORY.md",
+    p = subparsers.add_parser("check", help="numerically check every claim (C1–C8) of docs/THEORY.md",
                               description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer instances (CI; < 60 s)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
