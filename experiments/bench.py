@@ -395,13 +395,15 @@ def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None
     """Run the selected benchmarks; returns the record (not written).
 
     ``device="cuda"``: the loss kernels on the GPU (:func:`experiments.bench_cuda.bench_kernels_cuda`,
-    record key ``kernels_cuda``) instead of the CPU ones; the other parts run on CPU."""
+    record kind ``bench-cuda``, key ``kernels_cuda``) instead of the CPU ones."""
     import torch
     say = progress or (lambda msg: None)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    record: dict[str, Any] = {"kind": "bench", "quick": quick, "what": list(what), "device": device,
-                              "machine": _machine(threads), "method": __doc__.split("Method\n------\n")[1]}
+    record: dict[str, Any] = {"kind": "bench-cuda" if device == "cuda" else "bench", "quick": quick,
+                              "what": list(what),
+                              "machine": dict(_machine(threads), device=device),
+                              "method": __doc__.split("Method\n------\n")[1]}
     t_start = time.perf_counter()
     try:
         if "kernels" in what and device == "cuda":

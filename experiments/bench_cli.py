@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from .records import results_root, write_record
+    from w2sg.records import BenchRecord, CudaBenchRecord, results_root, write_record
     spec = args.what if args.what is not None else ("kernels" if args.device == "cuda" else ",".join(WHAT))
     what = [w.strip() for w in spec.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
@@ -49,6 +49,8 @@ def _bench(args) -> int:
         raise _usage(f"--threads must be at least 1, got {args.threads}")
     if args.reps is not None and args.reps < 3:
         raise _usage(f"--reps must be at least 3 (median and IQR), got {args.reps}")
+    if args.device == "cuda" and what != ["kernels"]:
+        raise _usage(f"--device cuda measures the loss kernels only (--what kernels), not {', '.join(what)}")
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -74,7 +76,9 @@ def _bench(args) -> int:
                        compile_generators=comp, progress=progress, device=args.device)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = write_record(folder / f"bench-{stamp}{'-cuda' if args.device == 'cuda' else ''}"
-                               f"{'-quick' if args.quick else ''}.json", record)
+                               f"{'-quick' if args.quick else ''}.json",
+                        (CudaBenchRecord if args.device == "cuda" else BenchRecord)(
+                            **{k: v for k, v in record.items() if k != "kind"}))
     record["record"] = str(path)
     emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
     return 0
