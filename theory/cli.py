@@ -22,10 +22,16 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _divergence_rows(gamma: float) -> list[dict]:
+    from .report import summary
+    return [summary(get_generator(n), gamma=gamma) for n in NAMED]
+
+
 def _cmd_divergences(args) -> int:
     from w2sg.output import emit
-    from .report import summary
-    rows = [summary(get_generator(n), gamma=args.gamma) for n in NAMED]
+    from .limits import bounded
+    _check_gamma(args.gamma)
+    rows = bounded(_divergence_rows, args.gamma, what="the table of divergences")
     cols = [("name", 11), ("f2_at_1", 8), ("symmetric", 9), ("bounded", 7), ("max_value", 9),
             ("disagreement_pull_text", 8), ("conjugate_domain", 18), ("B_f", 9), ("L_f_logit", 9)]
     heads = {"disagreement_pull_text": "C7 pull", "conjugate_domain": "dom f*",
@@ -45,11 +51,16 @@ def _cmd_divergences(args) -> int:
     return 0
 
 
+def _derive_row(spec: str, gamma: float) -> dict:
+    from .report import summary
+    return summary(get_generator(spec), gamma=gamma, with_inequalities=True)
+
+
 def _cmd_derive(args) -> int:
     from w2sg.output import emit
-    from .report import summary
-    gen = get_generator(args.f)
-    row = summary(gen, gamma=args.gamma, with_inequalities=True)
+    from .limits import bounded
+    _check_gamma(args.gamma)
+    row = bounded(_derive_row, args.f, args.gamma, what=f"deriving {args.f!r}")
     width = max(len(k) for k in row)
     text = []
     for k, v in row.items():
@@ -72,47 +83,73 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, h
         raise _usage(f"{name} = {value} is outside {lb}{lo}, {hi}{rb}{hint}")
 
 
-def _cmd_bound(args) -> int:
-    from w2sg.output import emit
+def _check_gamma(gamma: float) -> None:
+    _check_range("--gamma", gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2), e.g. --gamma 0.05")
+
+
+def _check_nonnegative(name: str, value: float, what: str = "") -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise _usage(f"{name} = {value} must be a finite number ≥ 0{what}")
+
+
+def _check_bound_args(args) -> None:
+    """Every numeric argument of ``w2sg bound KIND``, checked before any symbolic work."""
+    if args.kind == "tv":
+        _check_range("--delta", args.delta, 0, 1, hint="; total variation lies in [0, 1)")
+    elif args.kind == "tv-inverse":
+        _check_nonnegative("--divergence", args.divergence)
+    elif args.kind == "error":
+        _check_range("--weak-error", args.weak_error, 0, 1, hi_open=False)
+        _check_nonnegative("--disagreement", args.disagreement, " (R_f is a divergence)")
+    else:  # samples
+        _check_gamma(args.gamma)
+        if not (args.eps > 0 and math.isfinite(args.eps)):
+            raise _usage(f"--eps = {args.eps} must be a finite number > 0")
+        _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
+        if (args.class_size is None) == (args.radius is None):
+            raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
+        if args.class_size is not None and args.class_size < 1:
+            raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
+        if args.radius is not None and not (args.radius > 0 and math.isfinite(args.radius)):
+            raise _usage(f"--radius = {args.radius} must be a finite number > 0")
+
+
+def _bound_result(args) -> tuple[dict, str]:
     from . import bounds, joint_range
     gen = get_generator(args.f)
     if args.kind == "tv":
-        _check_range("--delta", args.delta, 0, 1, hint="; total variation lies in [0, 1)")
         out = {"f": gen.name, "delta": args.delta,
                "lower_bound": joint_range.lower_bound(gen, args.delta),
                "convex_envelope": joint_range.convex_envelope(gen, args.delta)}
         text = (f"D_f(P‖Q) ≥ {out['lower_bound']:.10g} whenever TV(P,Q) = {args.delta} "
                 f"(two-point infimum L_f); convex envelope {out['convex_envelope']:.10g}")
     elif args.kind == "tv-inverse":
-        if not args.divergence >= 0:
-            raise _usage(f"--divergence = {args.divergence} must be a number ≥ 0")
         out = {"f": gen.name, "divergence": args.divergence,
                "max_tv": joint_range.tv_inverse(gen, args.divergence)}
         text = f"D_f = {args.divergence} ⇒ TV ≤ {out['max_tv']:.10g}"
     elif args.kind == "error":
-        _check_range("--weak-error", args.weak_error, 0, 1, hi_open=False)
-        if not args.disagreement >= 0:
-            raise _usage(f"--disagreement = {args.disagreement} must be a number ≥ 0 (R_f is a divergence)")
         lo, hi = bounds.error_interval(gen, args.weak_error, args.disagreement)
         radius = joint_range.tv_inverse(gen, args.disagreement)
         out = {"f": gen.name, "weak_error": args.weak_error, "disagreement": args.disagreement,
                "max_tv": radius, "lower": lo, "upper": hi}
         text = f"err(F_sw) ∈ [{lo:.6g}, {hi:.6g}]  (|err_sw − err_w| ≤ L̆_f⁻¹(R_f) = {radius:.6g})"
     else:  # samples
-        _check_range("--gamma", args.gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2)")
-        if not args.eps > 0:
-            raise _usage(f"--eps = {args.eps} must be > 0")
-        _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
-        if (args.class_size is None) == (args.radius is None):
-            raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
-        if args.class_size is not None and args.class_size < 1:
-            raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
-        if args.radius is not None and not args.radius > 0:
-            raise _usage(f"--radius = {args.radius} must be > 0")
-        out = {"f": gen.name, **bounds.sample_size(gen, args.gamma, args.eps, args.delta,
-                                                   args.class_size, args.radius)}
+        try:
+            sizes = bounds.sample_size(gen, args.gamma, args.eps, args.delta,
+                                       args.class_size, args.radius)
+        except bounds.SampleSizeError as exc:
+            raise _usage(str(exc)) from None
+        out = {"f": gen.name, **sizes}
         text = (f"n ≥ {out['n']} examples for excess risk ≤ {args.eps} with prob. ≥ {1 - args.delta}"
                 f"  (B_f = {out['B_f']:.6g}, L_f = {out['L_f']:.6g})")
+    return out, text
+
+
+def _cmd_bound(args) -> int:
+    from w2sg.output import emit
+    from .limits import bounded
+    _check_bound_args(args)
+    out, text = bounded(_bound_result, args, what=f"the {args.kind} bound for {args.f!r}")
     emit(out, args.json, text)
     return 0
 
