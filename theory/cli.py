@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from .generators import NAMED, get_generator
 
@@ -75,12 +76,20 @@ def _cmd_derive(args) -> int:
     return 0
 
 
+def _check_not_tiny(name: str, value: float) -> None:
+    """Refuse subnormal numbers (0 < |x| < 2.2e-308): no arithmetic on them is accurate."""
+    if 0 < abs(value) < sys.float_info.min:
+        raise _usage(f"{name} = {value} is below the smallest normal float "
+                     f"({sys.float_info.min:.3g}); no result would be accurate: use a larger value")
+
+
 def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, hi_open=True, hint=""):
     ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok or math.isnan(value):
         lb = "(" if lo_open else "["
         rb = ")" if hi_open else "]"
         raise _usage(f"{name} = {value} is outside {lb}{lo}, {hi}{rb}{hint}")
+    _check_not_tiny(name, value)
 
 
 def _check_gamma(gamma: float) -> None:
@@ -90,6 +99,7 @@ def _check_gamma(gamma: float) -> None:
 def _check_nonnegative(name: str, value: float, what: str = "") -> None:
     if not (value >= 0 and math.isfinite(value)):
         raise _usage(f"{name} = {value} must be a finite number ≥ 0{what}")
+    _check_not_tiny(name, value)
 
 
 def _check_bound_args(args) -> None:
@@ -105,6 +115,7 @@ def _check_bound_args(args) -> None:
         _check_gamma(args.gamma)
         if not (args.eps > 0 and math.isfinite(args.eps)):
             raise _usage(f"--eps = {args.eps} must be a finite number > 0")
+        _check_not_tiny("--eps", args.eps)
         _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
         if (args.class_size is None) == (args.radius is None):
             raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
@@ -112,6 +123,8 @@ def _check_bound_args(args) -> None:
             raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
         if args.radius is not None and not (args.radius > 0 and math.isfinite(args.radius)):
             raise _usage(f"--radius = {args.radius} must be a finite number > 0")
+        if args.radius is not None:
+            _check_not_tiny("--radius", args.radius)
 
 
 def _bound_result(args) -> tuple[dict, str]:

@@ -76,6 +76,11 @@ def _child(fn: Callable, args: tuple, write_fd: int, seconds: float) -> None:  #
         while view:
             view = view[os.write(write_fd, view):]
     finally:
+        for stream in (sys.stdout, sys.stderr):  # os._exit skips Python's own flushing
+            try:
+                stream.flush()
+            except Exception:
+                pass
         os._exit(0)
 
 
