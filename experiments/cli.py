@@ -190,14 +190,15 @@ def _run(args) -> int:
     root = results_dir(opts["out"])
     if getattr(args, "llm", None):
         return _run_llm(args, sweep, root)
+    if not args.dry_run:  # folders proven writable before anything is expanded or loaded
+        backend, address = _backend(args)
+        _writable(root / "runs", "results folder")
+        _writable(data_cache() / "embeddings", "cache folder")
     refs, runs = expand(sweep)
     if args.dry_run:
         emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
              args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
         return 0
-    backend, address = _backend(args)
-    _writable(root / "runs", "results folder")
-    _writable(data_cache() / "embeddings", "cache folder")
     t0 = time.perf_counter()
     try:
         info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
