@@ -184,6 +184,7 @@ def _run(args) -> int:
     import time
     from w2sg.output import emit
     from .data.sources import DataUnavailable, data_cache
+    from .backends.errors import SweepJobsFailed, describe_job
     from .runner import expand, format_summary, run_sweep, summarize
     from w2sg.paths import results_dir
     sweep, opts = resolve_sweep(args)
@@ -205,6 +206,13 @@ def _run(args) -> int:
                          backend=backend, address=address)
     except DataUnavailable as exc:
         raise _usage(str(exc)) from None
+    except SweepJobsFailed as exc:  # every other record is kept: a rerun resumes
+        import sys
+        for job, reason in exc.failures:
+            last = str(reason).strip().splitlines()[-1] if str(reason).strip() else repr(reason)
+            print(f"w2sg run: lost {describe_job(job)}: {last}", file=sys.stderr)
+        print(f"w2sg run: error: {exc}", file=sys.stderr)
+        return 1
     rows = summarize(sweep, root)
     info["wall_s"] = time.perf_counter() - t0
     emit({"info": info, "summary": rows}, args.json,

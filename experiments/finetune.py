@@ -23,7 +23,7 @@ def finetune_predict(task, targets: np.ndarray, val_labels: np.ndarray, loss, se
     import torch
     from transformers import AutoModel, AutoTokenizer
     from .embed import minilm_path
-    from .pipeline import split_student
+    from .data.tasks import split_student
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(minilm_path())
     enc = AutoModel.from_pretrained(minilm_path()).to(device).train()

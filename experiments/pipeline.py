@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from .data.tasks import split_student
+
 __all__ = ["TrainConfig", "flip_labels", "split_student", "design", "train_head", "predict",
            "metrics", "accuracy", "auroc", "ece", "pgr", "weak_supervisor", "reference_outputs",
            "train_student"]
@@ -37,6 +39,13 @@ class TrainConfig:
     dtype: str = "float32"
 
 
+    def as_config(self) -> dict:
+        """The fields as a JSON-able dict (what sweep configs and records hold)."""
+        return dataclasses.asdict(self)
+
+
+#: The student and ceiling heads: the defaults above (the one source of training defaults).
+STUDENT_TRAIN = TrainConfig()
 #: The weak head: 300 steps, L2 0.1, no selection (it has no validation data).
 WEAK_TRAIN = TrainConfig(steps=300, lr=1e-2, weight_decay=0.1, eval_every=0)
 
@@ -96,13 +105,6 @@ def flip_labels(w: np.ndarray, noise: float, seed: int) -> tuple[np.ndarray, np.
     mask[idx] = True
     w[mask] = 1 - w[mask]
     return w, mask
-
-
-def split_student(n: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
-    """Train / validation positions of the student split (last ``val_frac`` as validation;
-    the split is already shuffled)."""
-    n_val = max(1, int(round(val_frac * n)))
-    return np.arange(n - n_val), np.arange(n - n_val, n)
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
@@ -187,16 +189,17 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
     return out, info
 
 
-def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = TrainConfig(),
-                      finetune: dict | None = None):
-    """Weak supervisor + strong ceiling for one (task, weak model, seed).
+def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = STUDENT_TRAIN,
+                      finetune: dict | None = None, weak_cfg: TrainConfig = WEAK_TRAIN):
+    """Weak supervisor (trained with ``weak_cfg``) + strong ceiling (``cfg``) for one
+    (task, weak model, seed).
 
     Returns ``(arrays, record_part)``: ``arrays`` holds the weak soft labels on the student
     and test splits; ``record_part`` the weak / ceiling metrics and timings.
     """
     from .losses import make_loss
     t0 = time.perf_counter()
-    weak, weak_info = weak_supervisor(task, weak_feats, seed)
+    weak, weak_info = weak_supervisor(task, weak_feats, seed, weak_cfg)
     t1 = time.perf_counter()
     S = standardize(strong_feats)
     it_s, y_s = task.splits["student"]

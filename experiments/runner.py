@@ -39,10 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 from .records import config_hash, read_record, results_root, write_record
 
-__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "SWEEP_KEYS", "expand", "reference_config",
-           "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep",
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "expand", "reference_config",
+           "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep", "init_worker", "run_job", "slug",
            "prepare_features", "summarize", "format_summary"]
 
 DEFAULT_SWEEP: dict[str, Any] = {
@@ -55,8 +56,8 @@ DEFAULT_SWEEP: dict[str, Any] = {
     "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
     "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
     "max_length": 128,
-    "train": {"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20},
-    "weak_train": {"steps": 300, "lr": 0.01, "weight_decay": 0.1, "eval_every": 0},
+    "train": STUDENT_TRAIN.as_config(),
+    "weak_train": WEAK_TRAIN.as_config(),
 }
 #: The quick sweep (< 3 minutes from a cold embedding cache): one task, one weak model.
 QUICK_SWEEP: dict[str, Any] = {
@@ -67,10 +68,9 @@ QUICK_SWEEP: dict[str, Any] = {
     "noise": [0.0, 0.2],
     "seeds": 1,
 }
-SWEEP_KEYS = tuple(DEFAULT_SWEEP)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
         return text.replace(":", "-")
     return "expr-" + config_hash({"x": text})[:8]
@@ -103,12 +103,12 @@ def reference_config(run_config: dict) -> dict:
 
 def reference_path(config: dict, root: Path) -> Path:
     cfg = reference_config(config)
-    return (Path(root) / "runs" / "reference" / _slug(cfg["task"]) / cfg["weak"]
+    return (Path(root) / "runs" / "reference" / slug(cfg["task"]) / cfg["weak"]
             / f"seed{cfg['seed']}-{config_hash(cfg)}.json")
 
 
 def run_path(config: dict, root: Path) -> Path:
-    return (Path(root) / "runs" / _slug(config["task"]) / config["weak"] / _slug(config["loss"])
+    return (Path(root) / "runs" / slug(config["task"]) / config["weak"] / slug(config["loss"])
             / f"noise{config['noise']:g}-seed{config['seed']}-{config_hash(config)}.json")
 
 
@@ -134,20 +134,15 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     """Weak supervisor + strong ceiling for one reference config; writes JSON + npz."""
     from .embed import features
     from .pipeline import reference_outputs
-    import experiments.pipeline as P
     t0 = time.perf_counter()
     cfg = reference_config(config)
     task = _task(cfg)
     S = features(task, cfg["strong"], cfg["max_length"])
     W = features(task, cfg["weak"], cfg["max_length"])
     t1 = time.perf_counter()
-    old = P.WEAK_TRAIN
-    P.WEAK_TRAIN = _train_cfg(cfg["weak_train"])
-    try:
-        arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
-                                         finetune=cfg.get("finetune"))
-    finally:
-        P.WEAK_TRAIN = old
+    arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
+                                     finetune=cfg.get("finetune"),
+                                     weak_cfg=_train_cfg(cfg["weak_train"]))
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
               "task": cfg["task"], "weak_model": cfg["weak"], "strong_model": cfg["strong"],
               "seed": cfg["seed"], **part, "splits": task.info}  # part: weak/ceiling metrics
@@ -203,7 +198,9 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     return record
 
 
-def _worker_init():
+def init_worker() -> None:
+    """Set up a worker process before its first job: single-threaded torch (the workers
+    already run in parallel)."""
     try:
         import torch
         torch.set_num_threads(1)
@@ -211,18 +208,9 @@ def _worker_init():
         pass
 
 
-def _start_method() -> str:
-    """``fork`` where the platform has it (workers inherit the imported modules: a spawned
-    worker spends seconds importing torch, which dominated small sweeps), else ``spawn``.
-    ``$W2SG_START_METHOD`` overrides."""
-    import multiprocessing as mp
-    wanted = os.environ.get("W2SG_START_METHOD")
-    if wanted:
-        return wanted
-    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-
-
-def _dispatch(job):
+def run_job(job: tuple) -> str:
+    """Run one job ``(kind, config, root)`` — ``kind`` is ``reference`` or ``run`` — and
+    write its record; the public job API that every backend calls.  Returns ``kind``."""
     kind, config, root = job
     fn = execute_reference if kind == "reference" else execute_run
     fn(config, root)
@@ -261,19 +249,11 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     try:
         if backend == "ray":
             from .backends.ray_backend import run_phases
-            run_phases([jobs, run_jobs], address=address, workers=workers, progress=bar.update)
-        elif workers <= 1 or len(jobs) + len(run_jobs) <= 1:
-            _worker_init()
-            for job in jobs + run_jobs:
-                _dispatch(job)
-                bar.update(1)
+            run_phases([jobs, run_jobs], run_job, init_worker, address=address, workers=workers,
+                       progress=bar.update)
         else:
-            import multiprocessing as mp
-            ctx = mp.get_context(_start_method())
-            with ctx.Pool(workers, initializer=_worker_init) as pool:
-                for phase in (jobs, run_jobs):  # references first: runs read them
-                    for _ in pool.imap_unordered(_dispatch, phase, chunksize=1):
-                        bar.update(1)
+            from .backends.local import run_phases
+            run_phases([jobs, run_jobs], run_job, init_worker, workers=workers, progress=bar.update)
     finally:
         bar.close()
     return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),

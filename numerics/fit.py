@@ -38,7 +38,7 @@ class FitResult:
         return self
 
     def probs(self, features) -> np.ndarray:
-        from .world import as_dist, sigmoid
+        from .binary import as_dist, sigmoid
         return as_dist(sigmoid(np.asarray(features, float) @ self.theta))
 
 

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "numerics.cli",      # check
     "experiments.cli",   # run
     "paper_figs.cli",    # figs, reproduce
+    "paper_figs.compare_cli",  # compare
     "experiments.bench_cli",  # bench
 )
 
