@@ -43,6 +43,8 @@ def guarded(monkeypatch, tmp_path):
     monkeypatch.setattr(experiments.bench, "run_bench", _no_long_work)
     monkeypatch.setattr(numerics.cli, "run_checks", _no_long_work)
     monkeypatch.setattr(paper_figs.build, "build_all", _no_long_work)
+    import paper_figs.compare
+    monkeypatch.setattr(paper_figs.compare, "compare", _no_long_work)
     (tmp_path / "afile").write_text("not a folder\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "bad.toml").write_text("seeds = [\n")
@@ -204,6 +206,11 @@ INPROCESS = [
     (["reproduce", "--quick", "--out", "{tmp}/afile"], "is a file"),
     (["reproduce", "--quick", "--out", "/proc/1/x"], "not writable"),
     (["reproduce", "--quick", "--out", ""], "--out is empty"),
+    (["compare", "--out", "{tmp}/afile"], "is a file"),
+    (["compare", "--out", "/proc/1/x"], "not writable"),
+    (["compare", "--out", ""], "--out is empty"),
+    (["compare", "--out", "{tmp}/adir"], "no run records"),
+    (["compare", "--metric", "nope"], "invalid choice"),
     (["bench", "--quick", "--out", "{tmp}/afile"], "is a file"),
     (["bench", "--quick", "--out", "/proc/1/x"], "not writable"),
     (["bench", "--quick", "--out", ""], "--out is empty"),
