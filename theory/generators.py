@@ -171,7 +171,7 @@ def get_generator(spec: str) -> Generator:
             raise GeneratorError(
                 f"alpha generator {key!r} is too extreme: use |a| <= {MAX_EXPONENT} with at most "
                 f"{MAX_DIGITS // 5} digits (e.g. alpha:0.5, alpha:2, alpha:-1)")
-        return Generator(f"alpha:{key.split(':', 1)[1]}", alpha_generator(a),
+        return Generator(f"alpha:{text}", alpha_generator(a),
                          f"α-divergence with α={a}", "named")
     if key.isidentifier() and key not in ("t", "pi", "E"):
         raise GeneratorError(

@@ -218,6 +218,9 @@ INPROCESS = [
     (["bench", "--reps", "1"], "--reps"),
     (["bench", "--what", "nope"], "--what"),
     (["bench", "--what", ","], "--what"),
+    (["bench", "--what", "a\nb"], "--what"),
+    (["derive", "--f", "t\n-1"], "cannot parse"),
+    (["figs", "--out", "{tmp}/afile/x\ny"], "is a file"),
     (["bench", "--compile", "t**1000-1"], "exponents are limited"),
 ]
 
