@@ -32,7 +32,10 @@ def _cmd_divergences(args) -> int:
     from w2sg.output import emit
     from .limits import bounded
     _check_gamma(args.gamma)
-    rows = bounded(_divergence_rows, args.gamma, what="the table of divergences")
+    from .limits import symbolic_timeout
+    # one child for the whole table (the rows share sympy's caches): the limit of 4 derivations
+    rows = bounded(_divergence_rows, args.gamma, seconds=4 * symbolic_timeout(),
+                   what="the table of divergences")
     cols = [("name", 11), ("f2_at_1", 8), ("symmetric", 9), ("bounded", 7), ("max_value", 9),
             ("disagreement_pull_text", 8), ("conjugate_domain", 18), ("B_f", 9), ("L_f_logit", 9)]
     heads = {"disagreement_pull_text": "C7 pull", "conjugate_domain": "dom f*",

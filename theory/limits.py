@@ -32,8 +32,8 @@ from .parsing import GeneratorError
 __all__ = ["TooExpensive", "bounded", "symbolic_timeout", "DEFAULT_SECONDS", "SoftTimeout",
            "soft_time_limit"]
 
-#: Default CPU-time limit for one command's symbolic work (``derive --f js``: about 1.5 s).
-DEFAULT_SECONDS = 20.0
+#: Default CPU-time limit of one :func:`bounded` call (``derive --f js``: about 1.5 s).
+DEFAULT_SECONDS = 10.0
 #: The wall-clock backstop is this many times the CPU limit.
 WALL_FACTOR = 4.0
 

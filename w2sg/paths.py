@@ -44,7 +44,7 @@ def writable_dir(folder: str | os.PathLike, what: str = "output folder",
     folder = Path(folder)
     blocker = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
     if blocker is not None and not blocker.is_dir():
-        raise UsageError(f"{what} {str(folder)!r} cannot be created: {str(blocker)!r} is a file, "
+        raise UsageError(f"{what} {str(folder)!r} is not writable: {str(blocker)!r} is a file, "
                          f"not a folder; choose another with {flag}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
