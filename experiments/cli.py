@@ -19,8 +19,10 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="TOML file with any of: " + ", ".join(_CONFIG_KEYS))
     p.add_argument("--tasks", nargs="+", help="tasks (fortunes_pairs vader_pairs vader_cls[:SET])")
     p.add_argument("--weak", nargs="+", help="weak models (minilm-l6-layer0 minilm-l3)")
-    p.add_argument("--losses", nargs="+", help="losses: ce, aux_conf, product, a generator name, "
-                   "alpha:a or an expression in t (default: ce kl pearson hellinger js jeffreys reverse_kl tv)")
+    from .losses import DEFAULT_LOSSES
+    p.add_argument("--losses", nargs="+", action="extend",
+                   help="losses: ce, aux_conf, product, a generator name, alpha:a or an expression "
+                        f"in t, e.g. '-log(t)' (default: {' '.join(DEFAULT_LOSSES)})")
     p.add_argument("--noise", nargs="+", type=float, help="label-noise levels (default 0 0.1 0.2 0.3 0.4)")
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")

@@ -22,21 +22,33 @@ import numpy as np
 
 from .data.tasks import split_student
 
-__all__ = ["TrainConfig", "flip_labels", "split_student", "design", "train_head", "predict",
+__all__ = ["TrainConfig", "PIPELINE_SMOOTHING", "flip_labels", "split_student", "design", "train_head", "predict",
            "metrics", "accuracy", "auroc", "ece", "pgr", "weak_supervisor", "reference_outputs",
            "train_student"]
+
+
+#: Weak-label smoothing of the pipeline's losses (``w ← (w + ε)/(1 + kε)``, see
+#: :mod:`experiments.losses`).  The loss functions are exact by default (``ε = 0``); the
+#: pipeline smooths on purpose: its weak labels are soft predictions that are exactly 0 or 1
+#: in float32 once a weak logit exceeds about 17, and there ``reverse_kl``, ``pearson`` and
+#: ``jeffreys`` (``f'(∞) = ∞``) are infinite.  Every loss of a sweep (and the weak head and
+#: the ceiling, trained with ``ce``) sees the same smoothed labels, so losses are compared on
+#: equal terms; ``product`` ignores it (its target keeps one-hot labels one-hot).
+PIPELINE_SMOOTHING = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Head training: full-batch Adam, ``steps`` steps, L2 ``weight_decay``, evaluated on the
-    validation slice every ``eval_every`` steps (best checkpoint kept)."""
+    validation slice every ``eval_every`` steps (best checkpoint kept); the losses are built
+    with weak-label ``smoothing`` (default :data:`PIPELINE_SMOOTHING`)."""
 
     steps: int = 200
     lr: float = 1e-2
     weight_decay: float = 1.0
     eval_every: int = 20
     dtype: str = "float32"
+    smoothing: float = PIPELINE_SMOOTHING
 
 
     def as_config(self) -> dict:
@@ -125,7 +137,8 @@ def train_head(X, targets, loss, cfg: TrainConfig = TrainConfig(), bias: bool = 
                val: tuple | None = None, seed: int = 0, init=None):
     """Train a linear logit head ``z = X θ (+ b)`` on soft ``targets`` (P(y=1)) with ``loss``.
 
-    ``loss`` is an :class:`experiments.losses.Loss` (or any ``loss(z, w, progress)``).
+    ``loss`` is an :class:`experiments.losses.Loss` (or any ``loss(z, w, progress)``), built
+    by the caller with its smoothing (``cfg.smoothing`` in this module).
     ``val = (X_val, y_val)``: the step with the best validation accuracy against ``y_val``
     (soft labels thresholded at 0.5) is kept.  Returns ``(theta, b, info)``.
     """
@@ -180,8 +193,8 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
     F = standardize(weak_feats)
     items, y = task.splits["weak_gt"]
     bias = task.kind == "cls"
-    theta, b, info = train_head(design(F, items, task.kind), y.astype(float), make_loss("ce"),
-                                cfg, bias=bias, seed=seed)
+    theta, b, info = train_head(design(F, items, task.kind), y.astype(float),
+                                make_loss("ce", smoothing=cfg.smoothing), cfg, bias=bias, seed=seed)
     out = {}
     for split in ("student", "test"):
         it, _ = task.splits[split]
@@ -208,12 +221,13 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
     Xs = design(S, it_s, task.kind)
     Xt = design(S, it_t, task.kind)
     bias = task.kind == "cls"
-    theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), make_loss("ce"), cfg, bias=bias,
+    ce = make_loss("ce", smoothing=cfg.smoothing)
+    theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), ce, cfg, bias=bias,
                                   val=(Xs[va], y_s[va]), seed=seed)
     p_ceil = predict(Xt, theta, b)
     if finetune is not None:  # the ceiling is fine-tuned too, so W2S and ceiling match
         from .finetune import finetune_predict
-        p_ceil = finetune_predict(task, y_s[tr].astype(float), y_s[va], make_loss("ce"), seed, **finetune)
+        p_ceil = finetune_predict(task, y_s[tr].astype(float), y_s[va], ce, seed, **finetune)
         c_info = {"finetune": finetune}
     t2 = time.perf_counter()
     weak_m = metrics(weak["test"], y_t)
@@ -236,7 +250,7 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
                   finetune: dict | None = None):
     """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics."""
     from .losses import make_loss
-    loss = make_loss(loss_name)
+    loss = make_loss(loss_name, smoothing=cfg.smoothing)
     S = standardize(strong_feats)
     it_s, y_s = task.splits["student"]
     it_t, y_t = task.splits["test"]

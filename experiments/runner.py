@@ -15,6 +15,8 @@ Record schema (``kind = "run"``)::
 
     kind, config (the run config below), config_hash, code_version, written_at,
     task, weak, strong (model names; also as weak_model, strong_model), loss, noise, seed,
+    smoothing (the weak-label smoothing ε of the loss, also config.train.smoothing;
+    experiments.pipeline.PIPELINE_SMOOTHING = 1e-6 by default; product ignores it),
     metrics: acc, auroc, ece (test split), pgr, agreement_weak (test: student vs weak
              predictions), agreement_weak_labels_train, acc_on_flipped_train,
              noisy_label_acc_train
@@ -24,7 +26,7 @@ Record schema (``kind = "run"``)::
     train_info {val_acc, best_step, final_loss, n_flipped}, timings {train_s, total_s}
 
 Reference records (``kind = "reference"``) hold config, config_hash, task, weak_model,
-strong_model, seed, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
+strong_model, seed, smoothing, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
 features_s, total_s}.  Run config keys: kind, task, weak, strong, seed, pool, sizes,
 max_length, train, weak_train, loss, noise (and finetune when used).
 """
@@ -39,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 from .records import config_hash, read_record, results_root, write_record
 
@@ -50,12 +53,13 @@ DEFAULT_SWEEP: dict[str, Any] = {
     "tasks": ["fortunes_pairs", "vader_pairs", "vader_cls"],
     "weak": ["minilm-l6-layer0", "minilm-l3"],
     "strong": "minilm-l6",
-    "losses": ["ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv"],
+    "losses": list(DEFAULT_LOSSES),
     "noise": [0.0, 0.1, 0.2, 0.3, 0.4],
     "seeds": 3,
     "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
     "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
     "max_length": 128,
+    # train.smoothing: the losses' weak-label smoothing, explicit (pipeline.PIPELINE_SMOOTHING)
     "train": STUDENT_TRAIN.as_config(),
     "weak_train": WEAK_TRAIN.as_config(),
 }
@@ -64,7 +68,7 @@ QUICK_SWEEP: dict[str, Any] = {
     **DEFAULT_SWEEP,
     "tasks": ["vader_cls"],
     "weak": ["minilm-l6-layer0"],
-    "losses": ["ce", "reverse_kl", "hellinger", "tv"],
+    "losses": list(QUICK_LOSSES),
     "noise": [0.0, 0.2],
     "seeds": 1,
 }
@@ -145,7 +149,8 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
                                      weak_cfg=_train_cfg(cfg["weak_train"]))
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
               "task": cfg["task"], "weak_model": cfg["weak"], "strong_model": cfg["strong"],
-              "seed": cfg["seed"], **part, "splits": task.info}  # part: weak/ceiling metrics
+              "seed": cfg["seed"], "smoothing": _train_cfg(cfg["train"]).smoothing,
+              **part, "splits": task.info}  # part: weak/ceiling metrics
     record["timings"]["features_s"] = t1 - t0
     record["timings"]["total_s"] = time.perf_counter() - t0
     if write:
@@ -185,6 +190,7 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
         "kind": "run", "config": config, "config_hash": config_hash(config),
         "task": config["task"], "weak": config["weak"], "strong": config["strong"],
         "weak_model": config["weak"], "strong_model": config["strong"], "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
+        "smoothing": _train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
         "metrics": m,
         "reference": {"weak": ref["weak"], "ceiling": ref["ceiling"], "gap": ref["gap"],
                       "record": str(rel)},
