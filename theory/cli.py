@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .generators import NAMED, get_generator
+from .generators import NAMED, GeneratorError, get_generator
 
 
 def _usage(message: str):
@@ -21,6 +21,21 @@ def _fmt(x) -> str:
     if isinstance(x, float):
         return f"{x:.4g}"
     return str(x)
+
+
+def _typed_bounded(fn, spec: str, *args, what: str):
+    """``bounded(fn, spec, *args)``; for a typed generator, an arithmetic failure inside the
+    symbolic or numeric work (a number too large for numpy, an overflow) is one line, not a
+    traceback.  For the named generators such a failure is a bug and is raised as it is."""
+    from .limits import bounded
+    try:
+        return bounded(fn, spec, *args, what=what)
+    except (TypeError, ArithmeticError, ValueError) as exc:
+        key = spec.strip()
+        if key in NAMED or key.startswith("alpha:") or isinstance(exc, GeneratorError):
+            raise
+        raise _usage(f"{what} failed on this generator ({type(exc).__name__}: {exc}); "
+                     f"try smaller constants or a simpler expression") from None
 
 
 def _divergence_rows(gamma: float) -> list[dict]:
@@ -62,9 +77,8 @@ def _derive_row(spec: str, gamma: float) -> dict:
 
 def _cmd_derive(args) -> int:
     from w2sg.output import emit
-    from .limits import bounded
     _check_gamma(args.gamma)
-    row = bounded(_derive_row, args.f, args.gamma, what=f"deriving {args.f!r}")
+    row = _typed_bounded(_derive_row, args.f, args.gamma, what=f"deriving {args.f!r}")
     width = max(len(k) for k in row)
     text = []
     for k, v in row.items():
@@ -130,9 +144,9 @@ def _check_bound_args(args) -> None:
             _check_not_tiny("--radius", args.radius)
 
 
-def _bound_result(args) -> tuple[dict, str]:
+def _bound_result(spec: str, args) -> tuple[dict, str]:
     from . import bounds, joint_range
-    gen = get_generator(args.f)
+    gen = get_generator(spec)
     if args.kind == "tv":
         out = {"f": gen.name, "delta": args.delta,
                "lower_bound": joint_range.lower_bound(gen, args.delta),
@@ -163,9 +177,8 @@ def _bound_result(args) -> tuple[dict, str]:
 
 def _cmd_bound(args) -> int:
     from w2sg.output import emit
-    from .limits import bounded
     _check_bound_args(args)
-    out, text = bounded(_bound_result, args, what=f"the {args.kind} bound for {args.f!r}")
+    out, text = _typed_bounded(_bound_result, args.f, args, what=f"the {args.kind} bound for {args.f!r}")
     emit(out, args.json, text)
     return 0
 

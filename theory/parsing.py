@@ -76,9 +76,10 @@ def _power(base: sp.Expr, exponent: sp.Expr, source: str) -> sp.Expr:
                     raise GeneratorError(
                         f"generator {source!r} has the power {base}**{exponent}, a number of about "
                         f"{size:.3g} digits; numbers are limited to {MAX_DIGITS} digits")
-        elif base.free_symbols and abs(exponent) > MAX_EXPONENT:
+        elif abs(exponent) > MAX_EXPONENT:  # t**1000, sqrt(2)**(10**50) (= 2**(5*10**49))
+            what = "an expression in t" if base.free_symbols else f"the number {base}"
             raise GeneratorError(
-                f"generator {source!r} raises an expression in t to the power {exponent}; "
+                f"generator {source!r} raises {what} to the power {exponent}; "
                 f"exponents are limited to |a| <= {MAX_EXPONENT}")
     return _check_size(base ** exponent, source)
 

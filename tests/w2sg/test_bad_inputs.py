@@ -171,6 +171,10 @@ INPROCESS = [
     (["derive", "--f", "(t-1)**2*10**400"], "digits"),
     (["derive", "--f", "10**99*10**99*(t-1)**2"], "100 digits"),
     (["derive", "--f", "t**0.5**-1000"], "digits"),
+    (["derive", "--f", "sqrt(2)**(10**50)*(t-1)**2"], "exponents are limited"),
+    (["derive", "--f", "(t-1)**2*E**(10**50)"], "exponents are limited"),
+    (["derive", "--f", "exp(10**50)*(t-1)**2"], "failed on this generator"),
+    (["bound", "tv", "--f", "exp(10**50)*(t-1)**2", "--delta", "0.1"], "failed on this generator"),
     (["bound", "tv", "--f", "t**2", "--delta", "0.1"], "subtract it"),
     # output folders: a file in the way, /proc, empty, an unreadable config
     (["figs", "--out", "{tmp}/afile"], "is a file"),
