@@ -4,7 +4,7 @@ Instead of a head on frozen features, the whole MiniLM-L6 plus a linear head on 
 mean-pooled last layer is trained (AdamW, ``epochs`` passes, minibatches) on the same
 targets with the same loss; pair tasks score each text and use ``r(A) − r(B)``.
 Selection: the epoch-end checkpoint with the best validation-slice accuracy.
-OFFLINE_DATA.md measured ~28 examples/s on 2 CPU cores at max_length 64.
+About 28 examples/s were measured on 2 CPU cores at max_length 64 (docs/DATA.md).
 """
 from __future__ import annotations
 
