@@ -1,7 +1,6 @@
 """``w2sg bench``: benchmarks (loss kernels vs CE, training cost, scaling, curve speed)."""
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -39,7 +38,7 @@ def register(subparsers) -> None:
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from w2sg.records import BenchRecord, CudaBenchRecord, results_root, write_record
+    from w2sg.records import BenchRecord, CudaBenchRecord, write_record
     spec = args.what if args.what is not None else ("kernels" if args.device == "cuda" else ",".join(WHAT))
     what = [w.strip() for w in spec.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
@@ -63,14 +62,8 @@ def _bench(args) -> int:
         from theory import get_generator
         for spec in comp:
             get_generator(spec)  # GeneratorError → one-line usage error
-    root = results_root(args.out)
-    folder = root / "bench"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _usage(f"cannot write benchmark records under {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK):
-        raise _usage(f"cannot write benchmark records under {folder}: not writable")
+    from w2sg.paths import results_dir, writable_dir
+    folder = writable_dir(results_dir(args.out) / "bench", "benchmark folder")
     progress = None if args.json else (lambda msg: print(f"[bench] {msg} …", file=sys.stderr, flush=True))
     record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
                        compile_generators=comp, progress=progress, device=args.device)

@@ -1,8 +1,6 @@
 """``w2sg run``: sweeps of real weak-to-strong runs (flags and/or a TOML config)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["register", "resolve_sweep"]
@@ -67,9 +65,15 @@ def _load_toml(path: str) -> dict:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise _usage(f"config file {path!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise _usage(f"config {path!r} is a folder; give a TOML file, e.g. --config sweep.toml") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _usage(f"config file {path!r} is not valid TOML: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise _usage(f"cannot read config file {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
     data = data.get("run", data)
+    if not isinstance(data, dict):
+        raise _usage(f"[run] in config file {path!r} must be a table")
     bad = sorted(set(data) - set(_CONFIG_KEYS))
     if bad:
         import difflib
@@ -81,14 +85,8 @@ def _load_toml(path: str) -> dict:
 
 
 def _writable(folder: Path, what: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".w2sg-probe-")
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise _usage(f"{what} {str(folder)!r} is not writable ({exc.strerror or exc}); "
-                     f"choose another with {'--out' if what == 'results folder' else 'W2SG_CACHE'}") from None
+    from w2sg.paths import writable_dir
+    writable_dir(folder, what, "--out" if what == "results folder" else "W2SG_CACHE")
 
 
 def resolve_sweep(args) -> tuple[dict, dict]:
@@ -127,10 +125,16 @@ def resolve_sweep(args) -> tuple[dict, dict]:
             raise _usage(f"unknown key(s) {bad} in [finetune]; valid: {', '.join(FINETUNE_DEFAULTS)}")
         sweep["finetune"] = {**FINETUNE_DEFAULTS, **ft}
     _validate(sweep)
-    out = args.out or cfg.get("out")
-    workers = args.workers if args.workers is not None else int(cfg.get("workers", 2))
-    if workers < 1:
-        raise _usage(f"--workers must be at least 1, got {workers}")
+    out = args.out if args.out is not None else cfg.get("out")
+    if out is not None and not isinstance(out, str):
+        raise _usage(f"config key 'out' must be a folder name (a string), got {out!r}")
+    from w2sg.paths import results_dir
+    results_dir(out)  # refuses --out '' before anything else
+    workers = args.workers if args.workers is not None else cfg.get("workers", 2)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise _usage(f"--workers must be an integer ≥ 1, got {workers!r}")
+    if getattr(args, "llm_n", None) is not None and args.llm_n < 1:
+        raise _usage(f"--llm-n must be at least 1, got {args.llm_n}")
     return sweep, {"out": out, "workers": workers}
 
 
@@ -154,11 +158,12 @@ def _validate(sweep: dict) -> None:
         except ValueError as exc:
             raise _usage(str(exc)) from None
     for p in sweep["noise"]:
-        if not isinstance(p, (int, float)) or not 0 <= p <= 0.5:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 0.5:
             raise _usage(f"noise levels must be numbers in [0, 0.5], got {p!r}")
-    if not isinstance(sweep["seeds"], int) or sweep["seeds"] < 1:
+    if isinstance(sweep["seeds"], bool) or not isinstance(sweep["seeds"], int) or sweep["seeds"] < 1:
         raise _usage(f"seeds must be a positive integer, got {sweep['seeds']!r}")
-    if sweep["pool"] is not None and (not isinstance(sweep["pool"], int) or sweep["pool"] < 50):
+    if sweep["pool"] is not None and (isinstance(sweep["pool"], bool) or not isinstance(sweep["pool"], int)
+                                      or sweep["pool"] < 50):
         raise _usage(f"pool must be an integer ≥ 50, got {sweep['pool']!r}")
 
 
@@ -181,21 +186,22 @@ def _run(args) -> int:
     import time
     from w2sg.output import emit
     from .data.sources import DataUnavailable, data_cache
-    from w2sg.records import results_root
     from .backends.errors import SweepJobsFailed, describe_job
     from .runner import expand, format_summary, run_sweep, summarize
+    from w2sg.paths import results_dir
     sweep, opts = resolve_sweep(args)
-    root = results_root(opts["out"])
+    root = results_dir(opts["out"])
     if getattr(args, "llm", None):
         return _run_llm(args, sweep, root)
+    if not args.dry_run:  # folders proven writable before anything is expanded or loaded
+        backend, address = _backend(args)
+        _writable(root / "runs", "results folder")
+        _writable(data_cache() / "embeddings", "cache folder")
     refs, runs = expand(sweep)
     if args.dry_run:
         emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
              args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
         return 0
-    backend, address = _backend(args)
-    _writable(root / "runs", "results folder")
-    _writable(data_cache() / "embeddings", "cache folder")
     t0 = time.perf_counter()
     try:
         info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,

@@ -139,13 +139,16 @@ def _cmd_check(args) -> int:
     claims = _parse_claims(args.claims)
     if args.seed < 0:
         raise _usage(f"--seed must be ≥ 0, got {args.seed}")
+    from w2sg.paths import results_dir, writable_dir
+    root = results_dir(args.out)
+    writable_dir(root / "checks", "results folder")  # before minutes of checks, not after
     start = time.time()
     import sys
 
     def progress(res):
         print(f"[check] {res.claim} {res.status} ({res.seconds:.1f}s)", file=sys.stderr, flush=True)
     results = run_checks(claims, args.quick, args.seed, progress=None if args.json else progress)
-    paths = write_records(results, args.out, args.quick, args.seed)
+    paths = write_records(results, root, args.quick, args.seed)
     total = time.time() - start
     ok = all(r.status != "FAIL" for r in results)
     if args.json:

@@ -30,9 +30,13 @@ def register(subparsers) -> None:
     r.set_defaults(func=cmd_reproduce)
 
 
-def _root(out):
-    from w2sg.records import results_root
-    return results_root(out)
+def _root(out, *folders: str) -> Path:
+    """The results root (``--out``), with ``root/<folder>`` proven writable for each folder."""
+    from w2sg.paths import results_dir, writable_dir
+    root = results_dir(out)
+    for folder in folders:
+        writable_dir(root / folder if folder else root, "results folder")
+    return root
 
 
 def _check_only(only):
@@ -80,7 +84,7 @@ def _report(results, root: Path, seconds: float, as_json: bool, problems=()) -> 
 def cmd_figs(args) -> int:
     from .build import build_all
     _check_only(args.only)
-    root = _root(args.out)
+    root = _root(args.out, "figures")
     t0 = time.perf_counter()
     problems = _audit(root, args.json)
     results = build_all(root, only=args.only)
@@ -127,7 +131,11 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
     else:
         plan.append(("bench", ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
                                "--out", str(root)]))
+    refused = None
     for name, argv in plan:
+        if refused is not None:
+            steps.append({"step": name, "status": "not run", "seconds": 0.0})
+            continue
         if argv is None:
             steps.append({"step": name, "status": "reused", "seconds": 0.0})
             hint = " (--redo-checks to rerun)" if name == "check" else ""
@@ -141,6 +149,11 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
         if rc is None:
             log(f"[reproduce] `w2sg {name}` is not installed in this checkout; skipped")
         steps.append({"step": name, "status": status, "seconds": round(dt, 1)})
+        if rc in (2, 130):  # the step refused its input (it printed why) or was interrupted
+            refused = rc
+            log(f"[reproduce] stopping: `w2sg {name}` exited with status {rc}")
+    if refused is not None:
+        return {"steps": steps, "figures": [], "refused": refused}
     log("[reproduce] w2sg figs")
     t0 = time.perf_counter()
     problems = _audit(root, False)
@@ -148,17 +161,19 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
         steps.append({"step": "records", "status": f"{len(problems)} unusable", "seconds": 0.0})
     results = build_all(root)
     steps.append({"step": "figs", "status": "ok", "seconds": round(time.perf_counter() - t0, 1)})
-    return {"steps": steps, "figures": results}
+    return {"steps": steps, "figures": results, "refused": None}
 
 
 def cmd_reproduce(args) -> int:
-    root = _root(args.out)
+    root = _root(args.out, "", "figures")  # each step proves its own folder too
     t0 = time.perf_counter()
     out = reproduce(root, args.quick, args.redo_checks, args.skip_runs,
                     log=(lambda *_: None) if args.json else print)
     if not args.json:
         for s in out["steps"]:
             print(f"[reproduce] {s['step']:6s} {s['status']:8s} {s['seconds']:7.1f} s")
+    if out.get("refused") is not None:
+        return out["refused"]  # the step already printed its one-line reason
     rc = _report(out["figures"], root, time.perf_counter() - t0, args.json)
     bad = [s for s in out["steps"] if s["status"] not in ("ok", "reused")]
     return rc or (1 if bad else 0)

@@ -67,11 +67,12 @@ def write_compare(root, payload: dict) -> Path:
 
 
 def cmd_compare(args) -> int:
-    from w2sg.records import results_root
     from w2sg.errors import UsageError
     from w2sg.output import emit
+    from w2sg.paths import results_dir, writable_dir
     from . import compare, style
-    root = results_root(args.out)
+    root = results_dir(args.out)
+    writable_dir(root / "compare", "results folder")  # before the bootstrap, not after
     payload = run_compare(root, args.baseline, args.metric)
     try:
         path = write_compare(root, payload)

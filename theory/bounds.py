@@ -29,12 +29,19 @@ import sympy as sp
 from .derived import to_float
 from .generators import Generator
 from .joint_range import tv_inverse
+from .limits import SoftTimeout, soft_time_limit
 from .parsing import T
 
 __all__ = ["error_interval", "LossConstants", "loss_constants", "loss_constant_exprs",
-           "excess_risk_bound", "sample_size", "GAMMA"]
+           "excess_risk_bound", "sample_size", "SampleSizeError", "MAX_SAMPLES", "GAMMA"]
 
 GAMMA = sp.Symbol("gamma", positive=True)
+#: Largest sample size :func:`sample_size` reports (beyond it the arithmetic is meaningless).
+MAX_SAMPLES = 1e18
+
+
+class SampleSizeError(ValueError):
+    """No finite sample size (≤ :data:`MAX_SAMPLES`) meets the requested ε and δ."""
 
 
 def error_interval(gen: Generator, weak_error: float, disagreement: float) -> tuple[float, float]:
@@ -71,13 +78,12 @@ def _binary_loss(gen: Generator, s, w):
 def loss_constant_exprs(gen: Generator) -> tuple[sp.Expr, sp.Expr]:
     """Symbolic ``(B_f(γ), L_f^prob(γ))`` as expressions in :data:`GAMMA` (``0 < γ < ½``)."""
     g = GAMMA
-    from .conjugate import _Timeout, _time_limit
 
     def tidy(e):
         try:
-            with _time_limit(1.0):
+            with soft_time_limit(1.0):
                 return sp.simplify(e)
-        except _Timeout:
+        except SoftTimeout:
             return e
     bound = sp.Max(tidy(_binary_loss(gen, g, 1 - g)), tidy(_binary_loss(gen, 1 - g, g)))
     fp = sp.diff(gen.expr, T)
@@ -139,16 +145,16 @@ def excess_risk_bound(gen: Generator, gamma: float, n: int, delta: float,
 def _check_sample_args(gamma, eps, delta, class_size, radius):
     if not 0 < gamma < 0.5:
         raise ValueError("γ must lie in (0, 1/2)")
-    if not eps > 0:
-        raise ValueError("ε must be > 0")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError("ε must be a finite number > 0")
     if not 0 < delta < 1:
         raise ValueError("δ must lie in (0, 1)")
     if (class_size is None) == (radius is None):
         raise ValueError("give exactly one of a finite class size or a linear-head radius Λρ")
     if class_size is not None and class_size < 1:
         raise ValueError("class size must be ≥ 1")
-    if radius is not None and not radius > 0:
-        raise ValueError("radius Λρ must be > 0")
+    if radius is not None and not (radius > 0 and math.isfinite(radius)):
+        raise ValueError("radius Λρ must be a finite number > 0")
 
 
 def sample_size(gen: Generator, gamma: float, eps: float, delta: float,
@@ -161,10 +167,22 @@ def sample_size(gen: Generator, gamma: float, eps: float, delta: float,
     _check_sample_args(gamma, eps, delta, class_size, radius)
     c = loss_constants(gen, gamma)
     lip = c.lipschitz_logit
-    if class_size is not None:
-        n = math.ceil(2 * c.bound ** 2 * math.log(2 * class_size / delta) / eps ** 2)
-    else:
-        n = math.ceil(((4 * lip * radius + c.bound * math.sqrt(2 * math.log(2 / delta))) / eps) ** 2)
+    for name, value in (("B_f", c.bound), ("L_f", lip)):
+        if value is None or not math.isfinite(value):
+            raise SampleSizeError(f"{name}(γ={gamma}) of {gen.name} is not finite, so no sample "
+                                  f"size guarantees ε = {eps}")
+    log_term = math.log(2) - math.log(delta)  # ln(2/δ) without overflow for tiny δ
+    try:
+        if class_size is not None:
+            x = 2 * c.bound ** 2 * (log_term + math.log(class_size)) / eps ** 2
+        else:
+            x = ((4 * lip * radius + c.bound * math.sqrt(2 * log_term)) / eps) ** 2
+    except (OverflowError, ZeroDivisionError):
+        x = math.inf
+    if not x <= MAX_SAMPLES:
+        raise SampleSizeError(f"the sample size for ε = {eps}, δ = {delta} exceeds {MAX_SAMPLES:.0e} "
+                              f"examples; ask for a larger --eps (or --delta)")
+    n = math.ceil(x)
     return {"n": max(n, 1), "B_f": c.bound, "L_f": lip, "L_f_prob": c.lipschitz_prob,
             "gamma": gamma, "eps": eps, "delta": delta, "class_size": class_size,
             "radius": radius}

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
-from .generators import NAMED, get_generator
+from .generators import NAMED, GeneratorError, get_generator
 
 
 def _usage(message: str):
@@ -22,10 +23,34 @@ def _fmt(x) -> str:
     return str(x)
 
 
+def _typed_bounded(fn, spec: str, *args, what: str):
+    """``bounded(fn, spec, *args)``; for a typed generator, an arithmetic failure inside the
+    symbolic or numeric work (a number too large for numpy, an overflow) is one line, not a
+    traceback.  For the named generators such a failure is a bug and is raised as it is."""
+    from .limits import bounded
+    try:
+        return bounded(fn, spec, *args, what=what)
+    except (TypeError, ArithmeticError, ValueError) as exc:
+        key = spec.strip()
+        if key in NAMED or key.startswith("alpha:") or isinstance(exc, GeneratorError):
+            raise
+        raise _usage(f"{what} failed on this generator ({type(exc).__name__}: {exc}); "
+                     f"try smaller constants or a simpler expression") from None
+
+
+def _divergence_rows(gamma: float) -> list[dict]:
+    from .report import summary
+    return [summary(get_generator(n), gamma=gamma) for n in NAMED]
+
+
 def _cmd_divergences(args) -> int:
     from w2sg.output import emit
-    from .report import summary
-    rows = [summary(get_generator(n), gamma=args.gamma) for n in NAMED]
+    from .limits import bounded
+    _check_gamma(args.gamma)
+    from .limits import symbolic_timeout
+    # one child for the whole table (the rows share sympy's caches): the limit of 4 derivations
+    rows = bounded(_divergence_rows, args.gamma, seconds=4 * symbolic_timeout(),
+                   what="the table of divergences")
     cols = [("name", 11), ("f2_at_1", 8), ("symmetric", 9), ("bounded", 7), ("max_value", 9),
             ("disagreement_pull_text", 8), ("conjugate_domain", 18), ("B_f", 9), ("L_f_logit", 9)]
     heads = {"disagreement_pull_text": "C7 pull", "conjugate_domain": "dom f*",
@@ -45,11 +70,15 @@ def _cmd_divergences(args) -> int:
     return 0
 
 
+def _derive_row(spec: str, gamma: float) -> dict:
+    from .report import summary
+    return summary(get_generator(spec), gamma=gamma, with_inequalities=True)
+
+
 def _cmd_derive(args) -> int:
     from w2sg.output import emit
-    from .report import summary
-    gen = get_generator(args.f)
-    row = summary(gen, gamma=args.gamma, with_inequalities=True)
+    _check_gamma(args.gamma)
+    row = _typed_bounded(_derive_row, args.f, args.gamma, what=f"deriving {args.f!r}")
     width = max(len(k) for k in row)
     text = []
     for k, v in row.items():
@@ -64,55 +93,92 @@ def _cmd_derive(args) -> int:
     return 0
 
 
+def _check_not_tiny(name: str, value: float) -> None:
+    """Refuse subnormal numbers (0 < |x| < 2.2e-308): no arithmetic on them is accurate."""
+    if 0 < abs(value) < sys.float_info.min:
+        raise _usage(f"{name} = {value} is below the smallest normal float "
+                     f"({sys.float_info.min:.3g}); no result would be accurate: use a larger value")
+
+
 def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, hi_open=True, hint=""):
     ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok or math.isnan(value):
         lb = "(" if lo_open else "["
         rb = ")" if hi_open else "]"
         raise _usage(f"{name} = {value} is outside {lb}{lo}, {hi}{rb}{hint}")
+    _check_not_tiny(name, value)
 
 
-def _cmd_bound(args) -> int:
-    from w2sg.output import emit
-    from . import bounds, joint_range
-    gen = get_generator(args.f)
+def _check_gamma(gamma: float) -> None:
+    _check_range("--gamma", gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2), e.g. --gamma 0.05")
+
+
+def _check_nonnegative(name: str, value: float, what: str = "") -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise _usage(f"{name} = {value} must be a finite number ≥ 0{what}")
+    _check_not_tiny(name, value)
+
+
+def _check_bound_args(args) -> None:
+    """Every numeric argument of ``w2sg bound KIND``, checked before any symbolic work."""
     if args.kind == "tv":
         _check_range("--delta", args.delta, 0, 1, hint="; total variation lies in [0, 1)")
+    elif args.kind == "tv-inverse":
+        _check_nonnegative("--divergence", args.divergence)
+    elif args.kind == "error":
+        _check_range("--weak-error", args.weak_error, 0, 1, hi_open=False)
+        _check_nonnegative("--disagreement", args.disagreement, " (R_f is a divergence)")
+    else:  # samples
+        _check_gamma(args.gamma)
+        if not (args.eps > 0 and math.isfinite(args.eps)):
+            raise _usage(f"--eps = {args.eps} must be a finite number > 0")
+        _check_not_tiny("--eps", args.eps)
+        _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
+        if (args.class_size is None) == (args.radius is None):
+            raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
+        if args.class_size is not None and args.class_size < 1:
+            raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
+        if args.radius is not None and not (args.radius > 0 and math.isfinite(args.radius)):
+            raise _usage(f"--radius = {args.radius} must be a finite number > 0")
+        if args.radius is not None:
+            _check_not_tiny("--radius", args.radius)
+
+
+def _bound_result(spec: str, args) -> tuple[dict, str]:
+    from . import bounds, joint_range
+    gen = get_generator(spec)
+    if args.kind == "tv":
         out = {"f": gen.name, "delta": args.delta,
                "lower_bound": joint_range.lower_bound(gen, args.delta),
                "convex_envelope": joint_range.convex_envelope(gen, args.delta)}
         text = (f"D_f(P‖Q) ≥ {out['lower_bound']:.10g} whenever TV(P,Q) = {args.delta} "
                 f"(two-point infimum L_f); convex envelope {out['convex_envelope']:.10g}")
     elif args.kind == "tv-inverse":
-        if not args.divergence >= 0:
-            raise _usage(f"--divergence = {args.divergence} must be a number ≥ 0")
         out = {"f": gen.name, "divergence": args.divergence,
                "max_tv": joint_range.tv_inverse(gen, args.divergence)}
         text = f"D_f = {args.divergence} ⇒ TV ≤ {out['max_tv']:.10g}"
     elif args.kind == "error":
-        _check_range("--weak-error", args.weak_error, 0, 1, hi_open=False)
-        if not args.disagreement >= 0:
-            raise _usage(f"--disagreement = {args.disagreement} must be a number ≥ 0 (R_f is a divergence)")
         lo, hi = bounds.error_interval(gen, args.weak_error, args.disagreement)
         radius = joint_range.tv_inverse(gen, args.disagreement)
         out = {"f": gen.name, "weak_error": args.weak_error, "disagreement": args.disagreement,
                "max_tv": radius, "lower": lo, "upper": hi}
         text = f"err(F_sw) ∈ [{lo:.6g}, {hi:.6g}]  (|err_sw − err_w| ≤ L̆_f⁻¹(R_f) = {radius:.6g})"
     else:  # samples
-        _check_range("--gamma", args.gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2)")
-        if not args.eps > 0:
-            raise _usage(f"--eps = {args.eps} must be > 0")
-        _check_range("--delta", args.delta, 0, 1, lo_open=True, hint="; δ lies in (0, 1)")
-        if (args.class_size is None) == (args.radius is None):
-            raise _usage("give exactly one of --class-size N or --radius R (R = Λρ)")
-        if args.class_size is not None and args.class_size < 1:
-            raise _usage(f"--class-size = {args.class_size} must be ≥ 1")
-        if args.radius is not None and not args.radius > 0:
-            raise _usage(f"--radius = {args.radius} must be > 0")
-        out = {"f": gen.name, **bounds.sample_size(gen, args.gamma, args.eps, args.delta,
-                                                   args.class_size, args.radius)}
+        try:
+            sizes = bounds.sample_size(gen, args.gamma, args.eps, args.delta,
+                                       args.class_size, args.radius)
+        except bounds.SampleSizeError as exc:
+            raise _usage(str(exc)) from None
+        out = {"f": gen.name, **sizes}
         text = (f"n ≥ {out['n']} examples for excess risk ≤ {args.eps} with prob. ≥ {1 - args.delta}"
                 f"  (B_f = {out['B_f']:.6g}, L_f = {out['L_f']:.6g})")
+    return out, text
+
+
+def _cmd_bound(args) -> int:
+    from w2sg.output import emit
+    _check_bound_args(args)
+    out, text = _typed_bounded(_bound_result, args.f, args, what=f"the {args.kind} bound for {args.f!r}")
     emit(out, args.json, text)
     return 0
 

@@ -18,16 +18,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import signal
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 import sympy as sp
 
 from .codegen import f_numpy, fprime_numpy, numpy_function
-from .derived import _limit, f_at_0, fprime_at_inf, to_float
+from .derived import f_at_0, fprime_at_inf, limit, to_float
 from .generators import Generator
+from .limits import SoftTimeout, soft_time_limit
 from .parsing import T, U
 
 __all__ = ["Conjugate", "conjugate", "conjugate_numeric", "conjugate_numpy", "optimal_critic"]
@@ -54,28 +52,6 @@ class Conjugate:
     def contains(self, u: np.ndarray) -> np.ndarray:
         u = np.asarray(u, dtype=float)
         return (u <= self.hi) if self.hi_closed else (u < self.hi)
-
-
-class _Timeout(Exception):
-    pass
-
-
-@contextmanager
-def _time_limit(seconds: float):
-    """Abort slow sympy work after ``seconds`` (main thread only; no limit elsewhere)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def handler(signum, frame):
-        raise _Timeout()
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _sample_points(lo: float, hi: float) -> list[float]:
@@ -133,7 +109,7 @@ def _simplify_below(expr: sp.Expr, hi: sp.Expr | None) -> sp.Expr:
 def conjugate(gen: Generator, timeout_s: float = 4.0) -> Conjugate:
     """The convex conjugate of ``gen`` with its effective domain (symbolic if possible)."""
     fp = sp.diff(gen.expr, T)
-    fp0 = to_float(_limit(fp, 0, "+"))
+    fp0 = to_float(limit(fp, 0, "+"))
     hi_val = to_float(fprime_at_inf(gen))
     hi = math.inf if hi_val is None else hi_val
     lo_fp = -math.inf if fp0 is None else fp0
@@ -141,12 +117,12 @@ def conjugate(gen: Generator, timeout_s: float = 4.0) -> Conjugate:
     hi_closed = False
     at_hi = None
     if math.isfinite(hi):
-        at_hi = _limit(fprime_at_inf(gen) * T - gen.expr, sp.oo, "-")
+        at_hi = limit(fprime_at_inf(gen) * T - gen.expr, sp.oo, "-")
         hi_closed = to_float(at_hi) is not None and math.isfinite(to_float(at_hi))
     expr = None
     if not gen.expr.has(sp.Abs, sp.Max, sp.Min, sp.Piecewise):
         try:
-            with _time_limit(timeout_s):
+            with soft_time_limit(timeout_s):
                 roots = sp.solve(sp.Eq(fp, U), T)
                 inverse = _pick_inverse(gen, roots, lo_fp, hi)
                 if inverse is not None:
@@ -158,12 +134,12 @@ def conjugate(gen: Generator, timeout_s: float = 4.0) -> Conjugate:
                     pieces = []
                     f0 = f_at_0(gen)
                     if math.isfinite(lo_fp):
-                        pieces.append((-f0, U <= sp.nsimplify(_limit(fp, 0, "+"))))
+                        pieces.append((-f0, U <= sp.nsimplify(limit(fp, 0, "+"))))
                     pieces.append((body, U < fprime_at_inf(gen)) if math.isfinite(hi) else (body, True))
                     if hi_closed:
                         pieces.append((sp.simplify(at_hi), sp.Eq(U, fprime_at_inf(gen))))
                     expr = body if len(pieces) == 1 else sp.Piecewise(*pieces)
-        except (_Timeout, NotImplementedError, ValueError, TypeError, RecursionError):
+        except (SoftTimeout, NotImplementedError, ValueError, TypeError, RecursionError):
             expr = None
     return Conjugate(expr, -math.inf, hi, hi_closed, expr is not None)
 

@@ -29,7 +29,7 @@ import functools
 import numpy as np
 import sympy as sp
 
-from .parsing import T, GeneratorError, parse_generator
+from .parsing import MAX_DIGITS, MAX_EXPONENT, T, GeneratorError, parse_generator
 
 __all__ = ["Generator", "GeneratorError", "get_generator", "NAMED", "PAPER_LOSSES",
            "alpha_generator"]
@@ -158,13 +158,20 @@ def get_generator(spec: str) -> Generator:
     if key in _NAMED_EXPRS:
         return Generator(key, _NAMED_EXPRS[key], _DESCRIPTIONS[key], "named")
     if key.startswith("alpha:"):
+        text = key.split(":", 1)[1].strip()
         try:
-            a = sp.Rational(key.split(":", 1)[1])
-        except (TypeError, ValueError):
+            if len(text) > 40:
+                raise ValueError(text)
+            a = sp.Rational(text)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
             raise GeneratorError(
-                f"bad alpha generator {key!r}: write alpha:a with a real number a, "
+                f"bad alpha generator {key!r}: write alpha:a with a finite real number a, "
                 f"e.g. alpha:0.5") from None
-        return Generator(f"alpha:{key.split(':', 1)[1]}", alpha_generator(a),
+        if abs(a) > MAX_EXPONENT or max(len(str(abs(a.p))), len(str(a.q))) > MAX_DIGITS // 5:
+            raise GeneratorError(
+                f"alpha generator {key!r} is too extreme: use |a| <= {MAX_EXPONENT} with at most "
+                f"{MAX_DIGITS // 5} digits (e.g. alpha:0.5, alpha:2, alpha:-1)")
+        return Generator(f"alpha:{text}", alpha_generator(a),
                          f"α-divergence with α={a}", "named")
     if key.isidentifier() and key not in ("t", "pi", "E"):
         raise GeneratorError(
@@ -177,6 +184,10 @@ def get_generator(spec: str) -> Generator:
     if T not in expr.free_symbols:
         raise GeneratorError(f"generator {key!r} does not depend on t")
     at_one = sp.simplify(expr.subs(T, 1))
+    if at_one.has(sp.nan, sp.zoo, sp.oo, -sp.oo) or not at_one.is_number:
+        raise GeneratorError(
+            f"generator {key!r} is undefined at t = 1 (f(1) = {at_one}); a generator must be "
+            f"finite on (0, inf) with f(1) = 0")
     if at_one != 0:
         raise GeneratorError(
             f"generator {key!r} has f(1) = {at_one}, but an f-divergence needs f(1) = 0; "

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UsageError, GeneratorError, RecordError) as exc:
-        print(f"w2sg {args.command}: error: {exc}", file=sys.stderr)
+        one_line = " ".join(str(exc).splitlines())  # user text may hold newlines: still one line
+        print(f"w2sg {args.command}: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

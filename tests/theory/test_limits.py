@@ -1,0 +1,53 @@
+"""theory.limits.bounded: symbolic work in a forked child with a real (CPU-time) limit."""
+import os
+import time
+
+import pytest
+import sympy as sp
+
+from theory.limits import DEFAULT_SECONDS, TooExpensive, WALL_FACTOR, bounded, symbolic_timeout
+from theory.parsing import GeneratorError, T
+
+
+def _spin():
+    while True:
+        pass
+
+
+def _die():
+    os._exit(3)
+
+
+def _refuse():
+    raise GeneratorError("refused in the child")
+
+
+def test_returns_the_value_computed_in_the_child():
+    expr = bounded(sp.diff, sp.log(T) * T, T, seconds=30)
+    assert sp.simplify(expr - (sp.log(T) + 1)) == 0
+    assert bounded(lambda n: list(range(n)), 200_000, seconds=30) == list(range(200_000))  # > pipe buffer
+
+
+def test_exceptions_come_back_unchanged():
+    with pytest.raises(GeneratorError, match="refused in the child"):
+        bounded(_refuse, seconds=30)
+
+
+def test_a_spinning_child_is_stopped():
+    t0 = time.monotonic()
+    with pytest.raises(TooExpensive, match="too expensive"):
+        bounded(_spin, seconds=1, what="spinning")
+    assert time.monotonic() - t0 < WALL_FACTOR * 1 + 5
+
+
+def test_a_child_that_dies_is_reported():
+    with pytest.raises(TooExpensive, match="died"):
+        bounded(_die, seconds=30)
+
+
+def test_timeout_from_environment(monkeypatch):
+    monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", "3.5")
+    assert symbolic_timeout() == 3.5
+    for bad in ("nan", "-1", "inf", "x", "0"):
+        monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", bad)
+        assert symbolic_timeout() == DEFAULT_SECONDS
