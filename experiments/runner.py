@@ -41,7 +41,7 @@ import numpy as np
 
 from .records import config_hash, read_record, results_root, write_record
 
-__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "SWEEP_KEYS", "expand", "reference_config",
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "SWEEP_KEYS", "expand", "reference_config",
            "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep",
            "prepare_features", "summarize", "format_summary"]
 
@@ -68,6 +68,30 @@ QUICK_SWEEP: dict[str, Any] = {
     "seeds": 1,
 }
 SWEEP_KEYS = tuple(DEFAULT_SWEEP)
+
+#: ``w2sg run --preset finetune`` (and ``w2sg reproduce --finetune``): fine-tuned students on
+#: the task with the largest weak–ceiling gap per forward pass (vader_cls, weak MiniLM-L3: 10.7
+#: points with linear heads; vader_pairs' 10.8 costs two texts per example), CE and the
+#: f-divergences that matter (kl = CE, C8), 3 noise levels, 3 seeds: 3 fine-tuned ceilings +
+#: 54 fine-tuned students, ~30 min on 2 busy CPU cores with 2 workers (README).  Each run takes
+#: at most ``max_steps`` AdamW steps of 16 texts (~1/2 epoch of the 2,320 training texts),
+#: evaluated on the validation slice every 20 steps, stopped after 3 evaluations without a
+#: better one.  Texts are cut at 48 tokens (VADER: p95 = 45).  On CUDA: ``--device cuda``; the
+#: full grid is ``--preset finetune --tasks fortunes_pairs vader_pairs vader_cls --weak
+#: minilm-l6-layer0 minilm-l3 --losses ce kl pearson hellinger js jeffreys reverse_kl tv
+#: --noise 0 0.1 0.2 0.3 0.4`` (``--workers 1``: one GPU).
+FINETUNE_SWEEP: dict[str, Any] = {
+    **DEFAULT_SWEEP,
+    "tasks": ["vader_cls"],
+    "weak": ["minilm-l3"],
+    "losses": ["ce", "kl", "tv", "js", "hellinger", "reverse_kl"],
+    "noise": [0.0, 0.2, 0.4],
+    "seeds": 3,
+    "finetune": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "max_length": 48, "max_steps": 80,
+                 "eval_every": 20, "patience": 3, "device": "cpu"},
+}
+#: Named sweeps for ``w2sg run --preset NAME``.
+PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 
 
 def _slug(text: str) -> str:
@@ -126,8 +150,12 @@ def prepare_features(config: dict, quiet: bool = True) -> None:
     """Compute (or find in the cache) the strong and weak features a config needs."""
     from .embed import features
     task = _task(config)
-    for model in (config["strong"], config["weak"]):
+    models = (config["weak"],) if config.get("finetune") else (config["strong"], config["weak"])
+    for model in models:  # a fine-tuned run reads tokens, not strong features
         features(task, model, config["max_length"], quiet=quiet)
+    if config.get("finetune"):  # tokenise the pool once, before the workers start
+        from .embed import tokenize_cached
+        tokenize_cached(task.texts, task.dataset, config["finetune"]["max_length"])
 
 
 def execute_reference(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> dict:
@@ -138,14 +166,14 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     t0 = time.perf_counter()
     cfg = reference_config(config)
     task = _task(cfg)
-    S = features(task, cfg["strong"], cfg["max_length"])
+    S = None if cfg.get("finetune") else features(task, cfg["strong"], cfg["max_length"])
     W = features(task, cfg["weak"], cfg["max_length"])
     t1 = time.perf_counter()
     old = P.WEAK_TRAIN
     P.WEAK_TRAIN = _train_cfg(cfg["weak_train"])
     try:
         arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
-                                         finetune=cfg.get("finetune"))
+                                         finetune=cfg.get("finetune"), log=_finetune_log())
     finally:
         P.WEAK_TRAIN = old
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
@@ -180,10 +208,10 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     t0 = time.perf_counter()
     ref, arrays = _load_reference(config, root)
     task = _task(config)
-    S = features(task, config["strong"], config["max_length"])
+    S = None if config.get("finetune") else features(task, config["strong"], config["max_length"])
     m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
                             config["noise"], config["seed"], _train_cfg(config["train"]),
-                            finetune=config.get("finetune"))
+                            finetune=config.get("finetune"), log=_finetune_log())
     m["pgr"] = pgr(m["acc"], ref["weak"]["acc"], ref["ceiling"]["acc"])
     rel = reference_path(config, Path("."))
     record = {
@@ -201,6 +229,15 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     if write:
         write_record(run_path(config, results_root(root)), record)
     return record
+
+
+def _finetune_log():
+    """Progress lines of fine-tuned runs go to stderr unless ``$W2SG_QUIET`` is set
+    (:func:`run_sweep` sets it for ``quiet`` sweeps; worker processes inherit it)."""
+    if os.environ.get("W2SG_QUIET"):
+        return None
+    import sys
+    return lambda line: print(line, file=sys.stderr, flush=True)
 
 
 def _worker_init():
@@ -258,6 +295,9 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     jobs = [("reference", r, str(root)) for r in todo_refs]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
     bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
+    quiet_before = os.environ.get("W2SG_QUIET")
+    if quiet:
+        os.environ["W2SG_QUIET"] = "1"
     try:
         if backend == "ray":
             from .backends.ray_backend import run_phases
@@ -269,13 +309,16 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
                 bar.update(1)
         else:
             import multiprocessing as mp
-            ctx = mp.get_context(_start_method())
+            cuda = str((sweep.get("finetune") or {}).get("device", "cpu")).startswith("cuda")
+            ctx = mp.get_context("spawn" if cuda else _start_method())  # CUDA does not survive fork
             with ctx.Pool(workers, initializer=_worker_init) as pool:
                 for phase in (jobs, run_jobs):  # references first: runs read them
                     for _ in pool.imap_unordered(_dispatch, phase, chunksize=1):
                         bar.update(1)
     finally:
         bar.close()
+        if quiet and quiet_before is None:
+            os.environ.pop("W2SG_QUIET", None)
     return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),
             "executed": len(jobs) + len(run_jobs), "skipped": skipped,
             "features_s": t_feat, "total_s": time.perf_counter() - t0}

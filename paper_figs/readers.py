@@ -17,10 +17,14 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["RunRow", "read_runs", "read_checks", "read_counterexamples", "read_bench", "read_kernel_ratios",
+__all__ = ["RunRow", "FINETUNED_SUFFIX", "read_runs", "read_checks", "read_counterexamples", "read_bench", "read_kernel_ratios",
            "ReadResult"]
 
-RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, source
+RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, finetune, source
+
+#: Appended to the weak→strong pair name of fine-tuned runs (records with a ``finetune``
+#: config key), so every figure groups them apart from the frozen-encoder heads.
+FINETUNED_SUFFIX = "(fine-tuned)"
 
 
 class ReadResult(list):
@@ -128,6 +132,9 @@ def _run_row(rec: dict, source: str) -> RunRow | None:
             pair = None
     if pair is None:
         pair = f"{weak_model or 'weak'}→{strong_model or 'strong'}"
+    finetuned = bool(_cfg(rec, "finetune"))
+    if finetuned:  # a fine-tuned student is another experiment: its own panel / group
+        pair = f"{pair} {FINETUNED_SUFFIX}"
     weak_acc = _num(_get(rec, "metrics.weak.acc", "reference.weak.acc", "weak.acc",
                          "metrics.weak_acc", "weak_acc", "acc_weak"))
     ceil_acc = _num(_get(rec, "metrics.ceiling.acc", "reference.ceiling.acc", "ceiling.acc",
@@ -144,6 +151,7 @@ def _run_row(rec: dict, source: str) -> RunRow | None:
             "train_s": _num(_get(rec, "timings.train_s", "metrics.train_s", "train_info.train_s",
                                  "timings.student_s")),
             "steps": _num(_cfg(rec, "train.steps", "steps")),
+            "finetune": finetuned,
             "source": source}
 
 
