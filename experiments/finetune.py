@@ -61,9 +61,11 @@ def autocast_dtype(device: str):
 def load_encoder(strong: str = "minilm-l6"):
     """The pretrained strong encoder (a ``transformers`` model with ``last_hidden_state``)."""
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
     from .embed import STRONG_MODELS, minilm_path
     if strong not in STRONG_MODELS:
         raise ValueError(f"unknown strong model {strong!r}; valid: {', '.join(STRONG_MODELS)}")
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per run drowns the progress lines
     return AutoModel.from_pretrained(minilm_path())
 
 
