@@ -21,8 +21,10 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="TOML file with any of: " + ", ".join(_CONFIG_KEYS))
     p.add_argument("--tasks", nargs="+", help="tasks (fortunes_pairs vader_pairs vader_cls[:SET])")
     p.add_argument("--weak", nargs="+", help="weak models (minilm-l6-layer0 minilm-l3)")
-    p.add_argument("--losses", nargs="+", help="losses: ce, aux_conf, product, a generator name, "
-                   "alpha:a or an expression in t (default: ce kl pearson hellinger js jeffreys reverse_kl tv)")
+    from .losses import DEFAULT_LOSSES
+    p.add_argument("--losses", nargs="+", action="extend",
+                   help="losses: ce, aux_conf, product, a generator name, alpha:a or an expression "
+                        f"in t, e.g. '-log(t)' (default: {' '.join(DEFAULT_LOSSES)})")
     p.add_argument("--noise", nargs="+", type=float, help="label-noise levels (default 0 0.1 0.2 0.3 0.4)")
     p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
@@ -218,6 +220,7 @@ def _run(args) -> int:
     from w2sg.output import emit
     from .data.sources import DataUnavailable, data_cache
     from .records import results_root
+    from .backends.errors import SweepJobsFailed, describe_job
     from .runner import expand, format_summary, run_sweep, summarize
     sweep, opts = resolve_sweep(args)
     root = results_root(opts["out"])
@@ -237,6 +240,13 @@ def _run(args) -> int:
                          backend=backend, address=address)
     except DataUnavailable as exc:
         raise _usage(str(exc)) from None
+    except SweepJobsFailed as exc:  # every other record is kept: a rerun resumes
+        import sys
+        for job, reason in exc.failures:
+            last = str(reason).strip().splitlines()[-1] if str(reason).strip() else repr(reason)
+            print(f"w2sg run: lost {describe_job(job)}: {last}", file=sys.stderr)
+        print(f"w2sg run: error: {exc}", file=sys.stderr)
+        return 1
     rows = summarize(sweep, root)
     info["wall_s"] = time.perf_counter() - t0
     emit({"info": info, "summary": rows}, args.json,

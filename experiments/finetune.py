@@ -102,7 +102,7 @@ def finetune_predict(task, targets: np.ndarray, val_labels: np.ndarray, loss, se
     """
     import torch
     from .embed import tokenize_cached
-    from .pipeline import split_student
+    from .data.tasks import split_student
     t_start = time.perf_counter()
     torch.manual_seed(seed)
     device = resolve_device(device)

@@ -148,14 +148,14 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
                   train: dict | None = None) -> list[dict]:
     """The W2SG sweep with GPT-2-family models; one record per run under
     ``<root>/runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json`` (resumes)."""
-    from .pipeline import TrainConfig, pgr, reference_outputs, train_student
+    from .pipeline import STUDENT_TRAIN, TrainConfig, pgr, reference_outputs, train_student
     from .records import config_hash, results_root, write_record
-    from .runner import _slug
+    from .runner import slug
     device = resolve_device(device)
     pairs = load_pairs(data, n)
     n_weak = n_weak or max(2, len(pairs) // 5)
     n_test = n_test or max(2, len(pairs) // 4)
-    cfg_train = {**{"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20}, **(train or {})}
+    cfg_train = {**STUDENT_TRAIN.as_config(), **(train or {})}
     feats = {}
     for name in dict.fromkeys([weak, strong]):
         model, tok = load_lm(name, device)
@@ -172,8 +172,8 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
                 config = {"kind": "llm-run", "weak": weak, "strong": strong, "data": data, "n": len(pairs),
                           "loss": loss, "noise": float(p), "seed": seed, "device": device,
                           "max_length": max_length, "train": cfg_train}
-                path = (root / "runs" / "llm" / f"{_slug(Path(weak).name)}__{_slug(Path(strong).name)}"
-                        / _slug(loss) / f"noise{float(p):g}-seed{seed}-{config_hash(config)}.json")
+                path = (root / "runs" / "llm" / f"{slug(Path(weak).name)}__{slug(Path(strong).name)}"
+                        / slug(loss) / f"noise{float(p):g}-seed{seed}-{config_hash(config)}.json")
                 if path.exists():
                     continue
                 t0 = time.perf_counter()

@@ -1,40 +1,81 @@
 """Training losses for the strong model: f-divergences, cross-entropy, Burns et al. baselines.
 
-Convention (``shared/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, strong first.
+Convention (``docs/THEORY.md``): ``D_f(S‖W) = Σ_c w_c f(s_c / w_c)``, strong first.
 :func:`fdiv_loss` evaluates it in log space, ``l_c = log s_c − log w_c`` with
 ``log s = log_softmax(logits)``, through the generated log-ratio form ``g(l) = f(e^l)``
 (:func:`fdiv_torch.codegen.logratio_torch`); no formula is retyped here.
 
-Stability. ``l`` is clamped to ``[−Lc, Lc]`` (``Lc = 30`` in float32, ``200`` in float64)
-and ``g`` is continued linearly outside (``torch.where``, no cancellation in the backward pass) with the slopes ``g'(±Lc)`` evaluated from the
-symbolic derivative :func:`theory.codegen.logratio_grad_expr`.  Inside the clamp the value
-is exact; for generators whose ``g`` is linear in a tail (``kl`` in both, ``jeffreys``
-as ``l → −∞``) it is exact everywhere, and for the others it keeps values and gradients
-finite for logits up to ±100.
+Exact by default.  With default arguments every loss here computes exactly the quantity in
+its docstring: no label smoothing unless asked (``smoothing=0.0``, like torch's
+``label_smoothing``).  Weak-label entries ``w_c = 0`` follow the f-divergence convention
+``0·f(s/0) = s·f'(∞)`` with ``f'(∞) = lim_{t→∞} f(t)/t`` derived symbolically per generator
+(:func:`theory.derived.fprime_at_inf`: 0 for ``kl``, 1 for ``hellinger``, ½·log 2 for ``js``,
+½ for ``tv``).  Where ``f'(∞) = ∞`` (``reverse_kl``, ``pearson``, ``jeffreys``) a zero weak
+entry makes ``D_f`` infinite (the strong probability is always positive), and the loss
+raises a ``ValueError`` that suggests ``smoothing``.
 
-Smoothing. Weak labels with exact zeros would make ``log w = −∞``; every weak row is
-replaced by ``w ← (w + ε) / (1 + k ε)`` (``ε = smoothing``, default 1e-6; ``smoothing=0``
-disables it).  The same smoothing is used by ``ce`` so ``ce`` and ``kl`` have identical
-gradients (claim C8).
+Smoothing (opt-in).  ``smoothing = ε > 0`` replaces every weak row by
+``w ← (w + ε) / (1 + k ε)`` before the loss; ``ce`` and ``aux_conf`` accept the same
+argument so ``ce`` and ``kl`` keep identical gradients (claim C8).  The training pipeline
+(:mod:`experiments.pipeline`) sets ``ε = 1e-6`` explicitly in its config: its weak labels are
+exactly 0/1 in float32 when a weak logit exceeds about 17, where ``reverse_kl``, ``pearson``
+and ``jeffreys`` are infinite.
+
+Stability. ``l`` is clamped to ``[−Lc, Lc]`` (``Lc = 30`` in float32, ``200`` in float64)
+and ``g`` is continued linearly outside (``torch.where``, no cancellation in the backward
+pass) with the slopes ``g'(±Lc)`` evaluated from the symbolic derivative
+:func:`theory.codegen.logratio_grad_expr`.  Inside the clamp the value is exact; for
+generators whose ``g`` is linear in a tail (``kl`` in both, ``jeffreys`` as ``l → −∞``) it is
+exact everywhere, and for the others it keeps values and gradients finite for logits up to
+±100.
+
+Mixed precision.  float16 / bfloat16 logits are computed in float32 inside (value in
+float32, gradient in the logits' dtype, as autocast does for losses); weak labels are
+validated in float32 or better (their own dtype if wider) before any cast.  float16
+gradients saturate at ±65504 rather than overflow (bfloat16 has float32's range).
+
+Loss names.  :data:`DEFAULT_LOSSES` (the default sweep), :data:`BASELINE_LOSSES` and
+:data:`LOSS_NAMES` (every valid name) are the one registry of loss names; this module
+imports torch only when a loss is built or called, so the names are cheap to import.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from typing import Callable
 
-import torch
-import torch.nn.functional as F
+__all__ = ["fdiv_loss", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
+           "prepare_weak", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
+           "BASELINE_LOSSES", "FDIV_LOSSES", "DEFAULT_LOSSES", "QUICK_LOSSES",
+           "AUX_CONF_ALPHA_MAX", "AUX_CONF_WARMUP", "Loss"]
 
-__all__ = ["fdiv_loss", "ce_loss", "aux_conf_loss", "product_loss", "make_loss",
-           "prepare_weak", "as_multiclass_logits", "LOSS_NAMES", "BASELINE_LOSSES",
-           "DEFAULT_LOSSES", "Loss"]
 
-#: Default sweep losses: the paper's seven (``ce`` then its f-divergences) plus ``tv``.
-DEFAULT_LOSSES: tuple[str, ...] = ("ce", "kl", "pearson", "hellinger", "js", "jeffreys",
-                                   "reverse_kl", "tv")
-#: Baselines from Burns et al. 2023 (not f-divergences).
+class _LazyModule:
+    """``torch`` (or a submodule) imported on first attribute access: the loss-name registry
+    below is imported by light modules (the sweep runner, figures) that need no torch."""
+
+    def __init__(self, name: str):
+        self.__dict__["_name"] = name
+
+    def __getattr__(self, attr):
+        module = importlib.import_module(self.__dict__["_name"])
+        self.__dict__.update(vars(module))  # later lookups are plain attribute hits
+        return getattr(module, attr)
+
+
+torch = _LazyModule("torch")
+F = _LazyModule("torch.nn.functional")
+
+# ----------------------------------------------------------------------------- loss registry
+#: f-divergence losses of the default sweep: the paper's six generators plus ``tv``.
+FDIV_LOSSES: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv")
+#: Baselines from Burns et al. 2023 (not f-divergences): :func:`aux_conf_loss`, :func:`product_loss`.
 BASELINE_LOSSES: tuple[str, ...] = ("aux_conf", "product")
+#: Default sweep losses: ``ce``, the f-divergences, then Burns et al.'s baselines.
+DEFAULT_LOSSES: tuple[str, ...] = ("ce",) + FDIV_LOSSES + BASELINE_LOSSES
+#: Losses of the quick sweep (``w2sg run --quick``).
+QUICK_LOSSES: tuple[str, ...] = ("ce", "reverse_kl", "hellinger", "tv")
 
 
 def _names() -> tuple[str, ...]:
@@ -42,10 +83,19 @@ def _names() -> tuple[str, ...]:
     return ("ce",) + tuple(NAMED) + BASELINE_LOSSES
 
 
+#: Every valid loss name (besides ``alpha:a`` and generators typed as expressions in ``t``).
 LOSS_NAMES = _names()
 
+#: Burns et al. 2023, Appendix A.4 ("auxiliary confidence loss"): α warms up linearly from 0 to
+#: α_max = 0.75 over the first 20% of training.  (Their released code,
+#: github.com/openai/weak-to-strong ``weak_to_strong/loss.py`` ``logconf_loss_fn``, defaults to
+#: aux_coef 0.5 and warmup_frac 0.1; we follow the paper's text.)
+AUX_CONF_ALPHA_MAX = 0.75
+AUX_CONF_WARMUP = 0.2
 
-def as_multiclass_logits(logits: torch.Tensor) -> torch.Tensor:
+
+# ----------------------------------------------------------------------------- inputs
+def as_multiclass_logits(logits):
     """``(n,)`` binary logits ``z`` → ``(n, 2)`` logits ``[0, z]`` (softmax = sigmoid); else as is."""
     if logits.dim() == 1:
         return torch.stack([torch.zeros_like(logits), logits], dim=-1)
@@ -54,16 +104,60 @@ def as_multiclass_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def prepare_weak(weak_probs, k: int, dtype: torch.dtype, device=None,
-                 smoothing: float = 1e-6, tol: float = 1e-4) -> torch.Tensor:
-    """Validate weak labels and smooth them: ``(n,)`` P(class 1) or ``(n, k)`` rows.
+def _compute_dtype(dtype):
+    """float64 stays float64; everything else (float32, float16, bfloat16) computes in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@functools.lru_cache(maxsize=1)
+def _saturating_upcast():
+    """float16 → float32 whose backward saturates the gradient at ±65504 (float16's largest
+    finite value) instead of overflowing to ±inf when cast back."""
+    class _Upcast(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.to(torch.float32)
+
+        @staticmethod
+        def backward(ctx, grad):
+            top = torch.finfo(torch.float16).max
+            return grad.clamp(-top, top).to(torch.float16)
+
+    return _Upcast.apply
+
+
+def _logits(strong_logits):
+    """``(n, k)`` logits in the compute dtype.  The cast is differentiable: the gradient
+    comes back in the caller's dtype; for float16 it saturates at ±65504 (a gradient that
+    large, e.g. Neyman χ² at a confidently wrong logit of 100, is outside float16's range)."""
+    logits = as_multiclass_logits(strong_logits)
+    if not logits.is_floating_point():
+        logits = logits.float()
+    if logits.dtype == torch.float16 and logits.requires_grad and torch.is_grad_enabled():
+        return _saturating_upcast()(logits)
+    return logits.to(_compute_dtype(logits.dtype))
+
+
+def prepare_weak(weak_probs, k: int, dtype, device=None,
+                 smoothing: float = 0.0, tol: float = 1e-4):
+    """Validate weak labels, optionally smooth them, return ``(n, k)`` rows in ``dtype``.
+
+    ``weak_probs`` is ``(n,)`` P(class 1) (binary) or ``(n, k)`` probability rows.  It is
+    validated in its own dtype or float32, whichever is wider (never in a half-precision
+    logits dtype); half-precision weak labels get a row-sum tolerance of ``k·eps`` of
+    their dtype when that exceeds ``tol``.  ``smoothing = ε > 0``: ``w ← (w + ε)/(1 + kε)``
+    (default 0: the labels are returned unchanged, zeros included).
 
     Raises:
         ValueError: NaN/inf, negative entries or entries above 1, rows not summing to 1
-            (within ``tol``), a shape that does not match the logits, or bad ``smoothing``.
+            (within the tolerance), a shape that does not match the logits, or bad ``smoothing``.
     """
     w = torch.as_tensor(weak_probs, device=device)
-    w = w.to(dtype)
+    if not w.is_floating_point():
+        w = w.to(torch.float32)
+    if w.dtype in (torch.float16, torch.bfloat16):
+        tol = max(tol, k * torch.finfo(w.dtype).eps)
+    w = w.to(torch.promote_types(w.dtype, torch.float32))
     if w.dim() == 1:
         if k != 2:
             raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
@@ -80,54 +174,66 @@ def prepare_weak(weak_probs, k: int, dtype: torch.dtype, device=None,
     off = (sums - 1).abs() > tol
     if off.any():
         bad = off.nonzero()[0].item()
-        raise ValueError(f"weak_probs row {bad} sums to {sums[bad].item():.6g}, not 1 (tolerance {tol})")
+        raise ValueError(f"weak_probs row {bad} sums to {sums[bad].item():.6g}, not 1 (tolerance {tol:g})")
     if not (0 <= smoothing < 1 / k):
         raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
     if smoothing:
         w = (w + smoothing) / (1 + k * smoothing)
-    return w
+    return w.to(dtype)
+
+
+# ----------------------------------------------------------------------------- f-divergences
+@functools.lru_cache(maxsize=256)
+def _compiled(spec: str):
+    """``(gen, slopes)``: the generator and ``slopes[Lc] = (g'(−Lc), g'(Lc))`` for both clamp
+    limits (:func:`fdiv_torch.logratio.tail_slopes`; raises early when not finite)."""
+    from fdiv_torch.logratio import tail_slopes
+    from theory import get_generator
+    gen = get_generator(spec)
+    return gen, {lc: tail_slopes(gen, lc) for lc in (30.0, 200.0)}
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(spec: str):
-    """``(gen, g, slope_lo, slope_hi)`` per float kind: g generated, slopes from sympy."""
-    from theory import get_generator
-    from fdiv_torch.codegen import logratio_torch
-    from theory.codegen import L, logratio_grad_expr
-    gen = get_generator(spec)
-    g = logratio_torch(gen)
-    dg = logratio_grad_expr(gen)
-    slopes = {}
-    for lc in (30.0, 200.0):
-        pair = []
-        for at in (-lc, lc):
-            try:
-                value = float(dg.subs(L, at).evalf())
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not math.isfinite(value):
-                raise ValueError(f"generator {spec!r}: g'(l) = d f(e^l)/dl is not finite at l = {at:g}; "
-                                 f"its log-space loss cannot be continued linearly there")
-            pair.append(value)
-        slopes[lc] = tuple(pair)
-    return gen, g, slopes
+def _fprime_inf(spec: str) -> float:
+    """``f'(∞) = lim_{t→∞} f(t)/t`` (:func:`theory.derived.fprime_at_inf`) as a float
+    (``inf`` when infinite, ``nan`` when it could not be determined)."""
+    from theory.derived import fprime_at_inf, to_float
+    gen = _compiled(spec)[0]
+    value = to_float(fprime_at_inf(gen))
+    return float("nan") if value is None else value
 
 
-def _clamp_limit(dtype: torch.dtype) -> float:
-    return 200.0 if dtype == torch.float64 else 30.0
+def _zero_term(spec: str, zero, gen_text: str) -> float:
+    """``f'(∞)`` for weak labels with exact zeros (``zero``: their mask); raises where the
+    term ``s_c f'(∞)`` is infinite or unknown."""
+    value = _fprime_inf(spec)
+    if not math.isfinite(value):
+        r, c = (int(i) for i in zero.nonzero()[0].tolist())
+        why = ("f'(∞) = lim_{t→∞} f(t)/t = ∞" if value == math.inf
+               else "f'(∞) = lim_{t→∞} f(t)/t could not be determined")
+        raise ValueError(
+            f"D_f(S‖W) for f = {spec!r} ({gen_text}) is not finite here: weak_probs[{r}, {c}] = 0 while "
+            f"the strong probability is positive, and {why}, so w_c·f(s_c/w_c) → s_c·f'(∞) = ∞. "
+            f"Pass smoothing > 0 (e.g. smoothing=1e-6: w ← (w + ε)/(1 + kε)), or use a generator "
+            f"with finite f'(∞) (kl, hellinger, js, tv)")
+    return value
 
 
-#: (weak tensor, its version, key) → (w, log w): weak labels are validated, smoothed and
-#: logged once per dataset, not per training step (see :func:`_prepared_weak`).
+#: (weak tensor, its version, key) → prepared weak labels: validated, smoothed and logged
+#: once per dataset, not per training step (see :func:`_prepared_weak`).
 _WEAK_CACHE: dict = {}
 
 
 def _prepared_weak(weak_probs, k, dtype, device, smoothing):
-    """``(w, log w)`` for :func:`fdiv_loss`, memoised on the weak-label tensor itself.
+    """``(w, log w̃, w̃, zero)`` memoised on the weak-label tensor itself.
 
-    A hit requires the same tensor object, unchanged (``_version``: any in-place write
-    invalidates), same storage, shape, dtype, device and smoothing; numpy input and
-    tensors that require grad are prepared every call.  At most 8 entries are kept.
+    ``w`` is :func:`prepare_weak`'s output; ``zero`` the mask of its exact zeros (``None``
+    when there are none); ``w̃`` is ``w`` with those zeros replaced by 1 (``w`` itself when
+    there are none), so ``log w̃`` and ``s / w̃`` are finite and the zero entries can be
+    given their limit ``s_c f'(∞)`` separately.  A hit requires the same tensor object,
+    unchanged (``_version``: any in-place write invalidates), same storage, shape, dtype,
+    device and smoothing; numpy input and tensors that require grad are prepared every
+    call.  At most 8 entries are kept.
     """
     cacheable = isinstance(weak_probs, torch.Tensor) and not weak_probs.requires_grad
     if cacheable:
@@ -135,26 +241,36 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
                weak_probs.dtype, str(weak_probs.device), k, dtype, str(device), smoothing)
         hit = _WEAK_CACHE.get(key)
         if hit is not None and hit[0] is weak_probs:
-            return hit[1], hit[2]
+            return hit[1]
     w = prepare_weak(weak_probs, k, dtype, device, smoothing)
-    log_w = torch.log(w)
+    zero = w == 0
+    if bool(zero.any()):
+        w_div = torch.where(zero, torch.ones_like(w), w)
+    else:
+        zero, w_div = None, w
+    prepared = (w, torch.log(w_div), w_div, zero)
     if cacheable:
         if len(_WEAK_CACHE) >= 8:
             _WEAK_CACHE.pop(next(iter(_WEAK_CACHE)))
-        _WEAK_CACHE[key] = (weak_probs, w, log_w)
-    return w, log_w
+        _WEAK_CACHE[key] = (weak_probs, prepared)
+    return prepared
 
 
-def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-6,
-              reduction: str = "mean", fused: bool | str = True) -> torch.Tensor:
-    """Mean over the batch of ``D_f(softmax(strong_logits) ‖ weak_probs)``.
+def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
+              reduction: str = "mean", fused: bool | str = True):
+    """Mean over the batch of ``D_f(softmax(strong_logits) ‖ weak_probs) = Σ_c w_c f(s_c/w_c)``.
+
+    Entries with ``w_c = 0`` contribute ``s_c·f'(∞)`` (the f-divergence convention
+    ``0·f(s/0) = s·f'(∞)``, ``f'(∞) = lim f(t)/t`` derived symbolically).
 
     Args:
-        strong_logits: ``(n, k)`` logits, or ``(n,)`` binary logits ``z`` (class-1 prob ``σ(z)``).
+        strong_logits: ``(n, k)`` logits, or ``(n,)`` binary logits ``z`` (class-1 prob ``σ(z)``);
+            float64 is computed in float64, every other dtype in float32 (the gradient
+            comes back in the logits' dtype).
         weak_probs: ``(n, k)`` probability rows, or ``(n,)`` P(class 1) for binary.
         f: a generator name (``"kl"``, ``"alpha:0.5"``), a typed expression in ``t``
             (``"(t-1)**2/(t+1)"``) or a :class:`theory.Generator`.
-        smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``.
+        smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``; default 0 (exact ``D_f``).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
         fused: use the generated fused kernel :func:`fdiv_torch.fused.fdiv_kernel_torch`
             (same values; analytic gradient; weak labels prepared once per tensor);
@@ -163,41 +279,37 @@ def fdiv_loss(strong_logits: torch.Tensor, weak_probs, f, smoothing: float = 1e-
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
             not twice differentiable: pass ``fused=False`` for Hessians.
+
+    Raises:
+        ValueError: invalid weak labels (:func:`prepare_weak`), or a zero weak entry
+            under a generator with ``f'(∞) = ∞`` (``reverse_kl``, ``pearson``,
+            ``jeffreys``, ...), where ``D_f`` is infinite: pass ``smoothing``.
     """
     spec = f.name if hasattr(f, "expr") and f.is_named else (f.text if hasattr(f, "expr") else f)
-    gen, g, slopes = _compiled(spec)
-    logits = as_multiclass_logits(strong_logits)
-    if not logits.is_floating_point():
-        logits = logits.float()
+    gen, slopes = _compiled(spec)
+    logits = _logits(strong_logits)
     k = logits.shape[1]
-    if fused and not (isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad):
-        from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
-        w, log_w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
-        if w.shape[0] != logits.shape[0]:
-            raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
-        lc_val = _clamp_limit(logits.dtype)
-        make = fdiv_kernel_compiled if fused == "compile" else fdiv_kernel_torch
-        kernel = make(gen, lc_val, slopes[lc_val])
-        return _reduce(kernel(logits, w, log_w), reduction)
-    w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+    w_grad = isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad
+    w, log_w, w_div, zero = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
     if w.shape[0] != logits.shape[0]:
         raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    fpi = _zero_term(spec, zero, gen.text) if zero is not None else 0.0
+    from fdiv_torch.logratio import clamp_limit, clamped_logratio
+    lc_val = clamp_limit(logits.dtype)
+    if fused and not w_grad:
+        from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
+        make = fdiv_kernel_compiled if fused == "compile" else fdiv_kernel_torch
+        kernel = make(gen, lc_val, slopes[lc_val])
+        zeros = None if zero is None else (w_div, zero.to(logits.dtype), fpi)
+        return _reduce(kernel(logits, w, log_w, zeros), reduction)
     log_s = F.log_softmax(logits, dim=-1)
-    log_w = torch.log(w)
-    l = log_s - log_w
-    lc_val = _clamp_limit(logits.dtype)
-    lo, hi = slopes[lc_val]
-    lc = l.clamp(-lc_val, lc_val)
-    # Linear tails through torch.where, so the backward pass never adds and subtracts the
-    # (possibly huge) tail slopes: an unselected branch contributes an exact zero.
-    zero = torch.zeros_like(l)
-    per_class = (g(lc) + torch.where(l < -lc_val, lo * (l + lc_val), zero)
-                 + torch.where(l > lc_val, hi * (l - lc_val), zero))
-    per_example = (w * per_class).sum(dim=-1)
+    per_example = (w * clamped_logratio(gen, log_s - log_w, lc_val)).sum(dim=-1)
+    if zero is not None and fpi != 0:  # Σ_{c: w_c = 0} s_c f'(∞)
+        per_example = per_example + fpi * (torch.exp(log_s) * zero).sum(dim=-1)
     return _reduce(per_example, reduction)
 
 
-def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce(x, reduction: str):
     if reduction == "mean":
         return x.mean()
     if reduction == "sum":
@@ -207,85 +319,168 @@ def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be mean, sum or none, got {reduction!r}")
 
 
-def ce_loss(strong_logits: torch.Tensor, weak_probs, smoothing: float = 1e-6,
-            reduction: str = "mean") -> torch.Tensor:
-    """Soft-label cross-entropy ``CE(W, S) = −Σ_c w_c log s_c`` (same smoothing as :func:`fdiv_loss`)."""
-    logits = as_multiclass_logits(strong_logits)
-    w, _ = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+# ----------------------------------------------------------------------------- cross-entropy
+def ce_loss(strong_logits, weak_probs, smoothing: float = 0.0, reduction: str = "mean"):
+    """Soft-label cross-entropy ``CE(W, S) = −Σ_c w_c log s_c`` (same smoothing and dtype
+    rules as :func:`fdiv_loss`; ``smoothing=0`` by default)."""
+    logits = _logits(strong_logits)
+    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)[0]
     per_example = -(w * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return _reduce(per_example, reduction)
 
 
-def aux_conf_loss(strong_logits: torch.Tensor, weak_probs, alpha: float = 0.75,
-                  smoothing: float = 1e-6, reduction: str = "mean") -> torch.Tensor:
+# ----------------------------------------------------------------------------- Burns et al. baselines
+def harden_class_balance(probs, weak_mean):
+    """Burns et al.'s hardening of strong predictions to one-hot rows by class balance.
+
+    Binary (``k = 2``), as in Burns et al. 2023 (github.com/openai/weak-to-strong,
+    ``logconf_loss_fn``): ``threshold = quantile(P_S(class 0), q)`` with ``q`` the batch mean
+    of the weak P(class 1) (``torch.quantile``, linear interpolation); rows with
+    ``P_S(class 0) < threshold`` become class 1, the others class 0.  About a fraction
+    ``q`` of the batch is thus hardened to class 1, whatever the strong model leans to.
+
+    ``k > 2`` (our generalisation; Burns et al. define the binary case only): class ``c``
+    gets the quota ``m_c`` = ``n·weak_mean_c`` rounded by largest remainders (``Σ m_c = n``);
+    (row, class) pairs are visited in decreasing strong probability and a row takes the
+    class of the first pair whose row is unassigned and whose class still has quota.  For
+    ``k = 2`` this greedy rule hardens exactly the ``m_1`` rows of largest ``P_S(class 1)``
+    to class 1, i.e. the quantile rule up to how the count is rounded.
+
+    Args:
+        probs: ``(n, k)`` strong probabilities (not differentiated).
+        weak_mean: ``(k,)`` batch mean of the weak labels.
+    Returns:
+        ``(n, k)`` one-hot rows in ``probs``' dtype.
+    """
+    probs = probs.detach()
+    n, k = probs.shape
+    if k == 2:
+        p0 = probs[:, 0]
+        threshold = torch.quantile(p0, weak_mean[1].to(p0.dtype).clamp(0, 1))
+        return torch.stack([p0 >= threshold, p0 < threshold], dim=-1).to(probs.dtype)
+    import numpy as np
+    p = probs.cpu().double().numpy()
+    share = np.clip(weak_mean.detach().cpu().double().numpy(), 0, None)
+    share = share / share.sum() * n
+    quota = np.floor(share).astype(int)
+    rest = n - int(quota.sum())
+    quota[np.argsort(-(share - quota), kind="stable")[:rest]] += 1
+    label = np.full(n, -1)
+    left = n
+    for flat in np.argsort(-p, axis=None, kind="stable"):
+        r, c = divmod(int(flat), k)
+        if label[r] < 0 and quota[c] > 0:
+            label[r] = c
+            quota[c] -= 1
+            left -= 1
+            if not left:
+                break
+    out = torch.zeros_like(probs)
+    out[torch.arange(n), torch.as_tensor(label, device=probs.device)] = 1
+    return out
+
+
+def aux_conf_loss(strong_logits, weak_probs, alpha: float = AUX_CONF_ALPHA_MAX,
+                  smoothing: float = 0.0, reduction: str = "mean", harden: str = "class_balance"):
     """Burns et al. 2023 auxiliary confidence loss ``(1−α)·CE(W,S) + α·CE(Ŝ,S)``.
 
-    ``Ŝ`` is the strong prediction hardened to one-hot by argmax (detached; Burns et al.
-    threshold at the batch's weak-label class prior, argmax for balanced tasks). ``α`` is
-    the current weight: use :func:`aux_conf_alpha` for their warm-up schedule.
+    ``Ŝ`` is the strong prediction hardened to one-hot (detached) over the batch:
+    ``harden="class_balance"`` (default) is Burns et al.'s rule,
+    :func:`harden_class_balance` (binary: the q-quantile threshold with q = the batch mean
+    of the weak P(class 1); ``k > 2``: our documented quota generalisation);
+    ``harden="argmax"`` hardens each row by its argmax (an explicit alternative, not
+    theirs).  ``α`` is the current weight: :func:`aux_conf_alpha` gives their warm-up.
+    ``smoothing`` (default 0) applies to ``W`` as in :func:`ce_loss`.
     """
-    logits = as_multiclass_logits(strong_logits)
+    logits = _logits(strong_logits)
     k = logits.shape[1]
-    w, _ = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
-    hard = F.one_hot(logits.detach().argmax(dim=-1), k).to(logits.dtype)
+    w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)[0]
+    if harden == "class_balance":
+        hard = harden_class_balance(torch.softmax(logits.detach(), dim=-1), w.mean(dim=0))
+    elif harden == "argmax":
+        hard = F.one_hot(logits.detach().argmax(dim=-1), k).to(logits.dtype)
+    else:
+        raise ValueError(f"harden must be 'class_balance' or 'argmax', got {harden!r}")
     log_s = F.log_softmax(logits, dim=-1)
     per = -((1 - alpha) * w + alpha * hard) * log_s
     return _reduce(per.sum(dim=-1), reduction)
 
 
-def aux_conf_alpha(progress: float, alpha_max: float = 0.75, warmup: float = 0.2) -> float:
-    """Warm-up of Burns et al.: ``α`` grows linearly from 0 to ``alpha_max`` over the
-    first ``warmup`` fraction of training, then stays (``progress`` in [0, 1])."""
+def aux_conf_alpha(progress: float, alpha_max: float = AUX_CONF_ALPHA_MAX,
+                   warmup: float = AUX_CONF_WARMUP) -> float:
+    """Warm-up of Burns et al. 2023 (App. A.4): ``α`` grows linearly from 0 to ``alpha_max``
+    (0.75) over the first ``warmup`` (20%) of training, then stays (``progress`` in [0, 1])."""
     if warmup <= 0:
         return alpha_max
     return alpha_max * min(1.0, max(0.0, progress) / warmup)
 
 
-def product_loss(strong_logits: torch.Tensor, weak_probs, alpha: float = 1.0, beta: float = 1.0,
-                 smoothing: float = 1e-6, reduction: str = "mean") -> torch.Tensor:
-    """Burns et al. 2023 product loss: CE against the normalised product ``W^α · S^β``
-    (the strong factor detached), i.e. the target is the weak and strong beliefs combined."""
-    logits = as_multiclass_logits(strong_logits)
-    w, log_w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+def product_loss(strong_logits, weak_probs, alpha: float = 1.0, beta: float = 1.0,
+                 reduction: str = "mean"):
+    """Burns et al. 2023 product loss: ``CE(T, S)`` with the target
+    ``T = W^α ⊙ S^β / Σ_c w_c^α s_c^β`` (detached), the weak and strong beliefs combined
+    (github.com/openai/weak-to-strong, ``product_loss_fn``).
+
+    Computed in log space (``α log w + β log s``, ``log 0 = −∞``), so a weak zero stays an
+    exact zero of the target: one-hot weak labels give one-hot targets whatever the strong
+    model predicts.  There is no smoothing: the target is finite for any weak labels, and
+    smoothing would let a confident strong model flip a one-hot target.
+    """
+    logits = _logits(strong_logits)
+    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, 0.0)[0]
     log_s = F.log_softmax(logits, dim=-1)
-    target = torch.softmax(alpha * log_w + beta * log_s.detach(), dim=-1)
+    if alpha == 0:
+        log_wa = torch.zeros_like(w)  # w^0 = 1, also at w = 0 (torch.pow(0, 0) = 1)
+    else:
+        log_wa = torch.where(w > 0, alpha * torch.log(torch.where(w > 0, w, torch.ones_like(w))),
+                             torch.full_like(w, -math.inf))
+    target = torch.softmax(log_wa + beta * log_s.detach(), dim=-1)
     return _reduce(-(target * log_s).sum(dim=-1), reduction)
 
 
+# ----------------------------------------------------------------------------- by name
 class Loss:
     """A named training loss ``loss(logits, weak_probs, progress=0.0)``.
 
     ``progress`` (fraction of training done) only matters for ``aux_conf``'s warm-up.
+    ``smoothing`` is the loss's own (set by :func:`make_loss`); passing ``smoothing`` to a
+    call overrides it.  ``product`` ignores it (see :func:`product_loss`).
     """
 
-    def __init__(self, name: str, fn: Callable, description: str = ""):
+    def __init__(self, name: str, fn: Callable, description: str = "", smoothing: float = 0.0):
         self.name = name
         self._fn = fn
         self.description = description
+        self.smoothing = smoothing
 
-    def __call__(self, logits, weak_probs, progress: float = 0.0, smoothing: float = 1e-6):
-        return self._fn(logits, weak_probs, progress, smoothing)
+    def __call__(self, logits, weak_probs, progress: float = 0.0, smoothing: float | None = None):
+        return self._fn(logits, weak_probs, progress, self.smoothing if smoothing is None else smoothing)
 
     def __repr__(self) -> str:
-        return f"Loss({self.name!r})"
+        return f"Loss({self.name!r}, smoothing={self.smoothing:g})"
 
 
-def make_loss(name: str) -> Loss:
+def make_loss(name: str, smoothing: float = 0.0) -> Loss:
     """The loss called ``name``: ``ce``, ``aux_conf``, ``product`` or any generator spec
-    accepted by :func:`theory.get_generator` (name, ``alpha:a`` or an expression in ``t``).
+    accepted by :func:`theory.get_generator` (name, ``alpha:a`` or an expression in ``t``),
+    with weak-label ``smoothing`` (default 0: exact).
 
     Raises:
-        ValueError: unknown loss (message lists the valid names).
+        ValueError: unknown loss (message lists the valid names) or bad ``smoothing``.
     """
+    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 0.5):
+        raise ValueError(f"smoothing must be a number in [0, 1/k) (k ≥ 2), got {smoothing!r}")
     key = name.strip()
     if key == "ce":
-        return Loss("ce", lambda z, w, p, eps: ce_loss(z, w, eps), "soft-label cross-entropy CE(W,S)")
+        return Loss("ce", lambda z, w, p, eps: ce_loss(z, w, eps), "soft-label cross-entropy CE(W,S)",
+                    smoothing)
     if key == "aux_conf":
         return Loss("aux_conf", lambda z, w, p, eps: aux_conf_loss(z, w, aux_conf_alpha(p), eps),
-                    "Burns et al. auxiliary confidence loss (α warm-up to 0.75 over 20%)")
+                    f"Burns et al. auxiliary confidence loss (class-balance hardening; α warm-up "
+                    f"to {AUX_CONF_ALPHA_MAX} over {AUX_CONF_WARMUP:.0%})", smoothing)
     if key == "product":
-        return Loss("product", lambda z, w, p, eps: product_loss(z, w, smoothing=eps),
-                    "Burns et al. product loss")
+        return Loss("product", lambda z, w, p, eps: product_loss(z, w),
+                    "Burns et al. product loss CE(W·S/Σ, S) (no smoothing)", smoothing)
     from theory import GeneratorError, get_generator
     try:
         gen = get_generator(key)
@@ -294,4 +489,5 @@ def make_loss(name: str) -> Loss:
                          f"alpha:a, or a convex generator f(t) ({exc})") from None
     spec = gen.name
     _compiled(spec)
-    return Loss(spec, lambda z, w, p, eps: fdiv_loss(z, w, spec, eps), f"D_f(S‖W), f = {gen.text}")
+    return Loss(spec, lambda z, w, p, eps: fdiv_loss(z, w, spec, eps), f"D_f(S‖W), f = {gen.text}",
+                smoothing)

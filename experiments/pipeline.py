@@ -20,23 +20,44 @@ import time
 
 import numpy as np
 
-__all__ = ["TrainConfig", "flip_labels", "split_student", "design", "train_head", "predict",
+from .data.tasks import split_student
+
+__all__ = ["TrainConfig", "PIPELINE_SMOOTHING", "flip_labels", "split_student", "design", "train_head", "predict",
            "metrics", "accuracy", "auroc", "ece", "pgr", "weak_supervisor", "reference_outputs",
            "train_student"]
+
+
+#: Weak-label smoothing of the pipeline's losses (``w ← (w + ε)/(1 + kε)``, see
+#: :mod:`experiments.losses`).  The loss functions are exact by default (``ε = 0``); the
+#: pipeline smooths on purpose: its weak labels are soft predictions that are exactly 0 or 1
+#: in float32 once a weak logit exceeds about 17, and there ``reverse_kl``, ``pearson`` and
+#: ``jeffreys`` (``f'(∞) = ∞``) are infinite.  Every loss of a sweep (and the weak head and
+#: the ceiling, trained with ``ce``) sees the same smoothed labels, so losses are compared on
+#: equal terms; ``product`` ignores it (its target keeps one-hot labels one-hot).
+PIPELINE_SMOOTHING = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Head training: full-batch Adam, ``steps`` steps, L2 ``weight_decay``, evaluated on the
-    validation slice every ``eval_every`` steps (best checkpoint kept)."""
+    validation slice every ``eval_every`` steps (best checkpoint kept); the losses are built
+    with weak-label ``smoothing`` (default :data:`PIPELINE_SMOOTHING`)."""
 
     steps: int = 200
     lr: float = 1e-2
     weight_decay: float = 1.0
     eval_every: int = 20
     dtype: str = "float32"
+    smoothing: float = PIPELINE_SMOOTHING
 
 
+    def as_config(self) -> dict:
+        """The fields as a JSON-able dict (what sweep configs and records hold)."""
+        return dataclasses.asdict(self)
+
+
+#: The student and ceiling heads: the defaults above (the one source of training defaults).
+STUDENT_TRAIN = TrainConfig()
 #: The weak head: 300 steps, L2 0.1, no selection (it has no validation data).
 WEAK_TRAIN = TrainConfig(steps=300, lr=1e-2, weight_decay=0.1, eval_every=0)
 
@@ -98,13 +119,6 @@ def flip_labels(w: np.ndarray, noise: float, seed: int) -> tuple[np.ndarray, np.
     return w, mask
 
 
-def split_student(n: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
-    """Train / validation positions of the student split (last ``val_frac`` as validation;
-    the split is already shuffled)."""
-    n_val = max(1, int(round(val_frac * n)))
-    return np.arange(n - n_val), np.arange(n - n_val, n)
-
-
 def standardize(X: np.ndarray) -> np.ndarray:
     mu = X.mean(0, keepdims=True)
     sd = X.std(0, keepdims=True) + 1e-6
@@ -123,7 +137,8 @@ def train_head(X, targets, loss, cfg: TrainConfig = TrainConfig(), bias: bool = 
                val: tuple | None = None, seed: int = 0, init=None):
     """Train a linear logit head ``z = X θ (+ b)`` on soft ``targets`` (P(y=1)) with ``loss``.
 
-    ``loss`` is an :class:`experiments.losses.Loss` (or any ``loss(z, w, progress)``).
+    ``loss`` is an :class:`experiments.losses.Loss` (or any ``loss(z, w, progress)``), built
+    by the caller with its smoothing (``cfg.smoothing`` in this module).
     ``val = (X_val, y_val)``: the step with the best validation accuracy against ``y_val``
     (soft labels thresholded at 0.5) is kept.  Returns ``(theta, b, info)``.
     """
@@ -178,8 +193,8 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
     F = standardize(weak_feats)
     items, y = task.splits["weak_gt"]
     bias = task.kind == "cls"
-    theta, b, info = train_head(design(F, items, task.kind), y.astype(float), make_loss("ce"),
-                                cfg, bias=bias, seed=seed)
+    theta, b, info = train_head(design(F, items, task.kind), y.astype(float),
+                                make_loss("ce", smoothing=cfg.smoothing), cfg, bias=bias, seed=seed)
     out = {}
     for split in ("student", "test"):
         it, _ = task.splits[split]
@@ -187,9 +202,11 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
     return out, info
 
 
-def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = TrainConfig(),
-                      finetune: dict | None = None, log=None):
-    """Weak supervisor + strong ceiling for one (task, weak model, seed).
+def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = STUDENT_TRAIN,
+                      finetune: dict | None = None, weak_cfg: TrainConfig = WEAK_TRAIN,
+                      log=None):
+    """Weak supervisor (trained with ``weak_cfg``) + strong ceiling (``cfg``) for one
+    (task, weak model, seed).
 
     Returns ``(arrays, record_part)``: ``arrays`` holds the weak soft labels on the student
     and test splits; ``record_part`` the weak / ceiling metrics and timings.  With
@@ -198,21 +215,22 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
     """
     from .losses import make_loss
     t0 = time.perf_counter()
-    weak, weak_info = weak_supervisor(task, weak_feats, seed)
+    weak, weak_info = weak_supervisor(task, weak_feats, seed, weak_cfg)
     t1 = time.perf_counter()
     it_s, y_s = task.splits["student"]
     it_t, y_t = task.splits["test"]
     tr, va = split_student(len(y_s), task.info["val_frac"])
+    ce = make_loss("ce", smoothing=cfg.smoothing)
     if finetune is not None:  # the ceiling is fine-tuned too, so W2S and ceiling match
         from .finetune import finetune_predict
-        p_ceil, c_info = finetune_predict(task, y_s[tr].astype(float), y_s[va], make_loss("ce"), seed,
+        p_ceil, c_info = finetune_predict(task, y_s[tr].astype(float), y_s[va], ce, seed,
                                           **finetune, desc=f"[finetune] {task.name} ceiling seed {seed}",
                                           log=log)
     else:
         S = standardize(strong_feats)
         Xs = design(S, it_s, task.kind)
         Xt = design(S, it_t, task.kind)
-        theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), make_loss("ce"), cfg,
+        theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), ce, cfg,
                                       bias=task.kind == "cls", val=(Xs[va], y_s[va]), seed=seed)
         p_ceil = predict(Xt, theta, b)
     t2 = time.perf_counter()
@@ -242,7 +260,7 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
     (they would cost a pass over the train split).
     """
     from .losses import make_loss
-    loss = make_loss(loss_name)
+    loss = make_loss(loss_name, smoothing=cfg.smoothing)
     it_s, y_s = task.splits["student"]
     it_t, y_t = task.splits["test"]
     labels, flipped = flip_labels(weak_student, noise, seed)

@@ -15,6 +15,8 @@ Record schema (``kind = "run"``)::
 
     kind, config (the run config below), config_hash, code_version, written_at,
     task, weak, strong (model names; also as weak_model, strong_model), loss, noise, seed,
+    smoothing (the weak-label smoothing ε of the loss, also config.train.smoothing;
+    experiments.pipeline.PIPELINE_SMOOTHING = 1e-6 by default; product ignores it),
     metrics: acc, auroc, ece (test split), pgr, agreement_weak (test: student vs weak
              predictions), agreement_weak_labels_train, acc_on_flipped_train,
              noisy_label_acc_train
@@ -24,7 +26,7 @@ Record schema (``kind = "run"``)::
     train_info {val_acc, best_step, final_loss, n_flipped}, timings {train_s, total_s}
 
 Reference records (``kind = "reference"``) hold config, config_hash, task, weak_model,
-strong_model, seed, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
+strong_model, seed, smoothing, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
 features_s, total_s}.  Run config keys: kind, task, weak, strong, seed, pool, sizes,
 max_length, train, weak_train, loss, noise (and finetune when used).
 """
@@ -39,35 +41,37 @@ from typing import Any
 
 import numpy as np
 
+from .losses import DEFAULT_LOSSES, QUICK_LOSSES
+from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 from .records import config_hash, read_record, results_root, write_record
 
-__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "SWEEP_KEYS", "expand", "reference_config",
-           "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep",
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "expand", "reference_config",
+           "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep", "init_worker", "run_job", "slug",
            "prepare_features", "summarize", "format_summary"]
 
 DEFAULT_SWEEP: dict[str, Any] = {
     "tasks": ["fortunes_pairs", "vader_pairs", "vader_cls"],
     "weak": ["minilm-l6-layer0", "minilm-l3"],
     "strong": "minilm-l6",
-    "losses": ["ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv"],
+    "losses": list(DEFAULT_LOSSES),
     "noise": [0.0, 0.1, 0.2, 0.3, 0.4],
     "seeds": 3,
     "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
     "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
     "max_length": 128,
-    "train": {"steps": 200, "lr": 0.01, "weight_decay": 1.0, "eval_every": 20},
-    "weak_train": {"steps": 300, "lr": 0.01, "weight_decay": 0.1, "eval_every": 0},
+    # train.smoothing: the losses' weak-label smoothing, explicit (pipeline.PIPELINE_SMOOTHING)
+    "train": STUDENT_TRAIN.as_config(),
+    "weak_train": WEAK_TRAIN.as_config(),
 }
 #: The quick sweep (< 3 minutes from a cold embedding cache): one task, one weak model.
 QUICK_SWEEP: dict[str, Any] = {
     **DEFAULT_SWEEP,
     "tasks": ["vader_cls"],
     "weak": ["minilm-l6-layer0"],
-    "losses": ["ce", "reverse_kl", "hellinger", "tv"],
+    "losses": list(QUICK_LOSSES),
     "noise": [0.0, 0.2],
     "seeds": 1,
 }
-SWEEP_KEYS = tuple(DEFAULT_SWEEP)
 
 #: ``w2sg run --preset finetune`` (and ``w2sg reproduce --finetune``): fine-tuned students on
 #: the task with the largest weak–ceiling gap per forward pass (vader_cls, weak MiniLM-L3: 10.7
@@ -96,7 +100,7 @@ FINETUNE_SWEEP: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
         return text.replace(":", "-")
     return "expr-" + config_hash({"x": text})[:8]
@@ -129,12 +133,12 @@ def reference_config(run_config: dict) -> dict:
 
 def reference_path(config: dict, root: Path) -> Path:
     cfg = reference_config(config)
-    return (Path(root) / "runs" / "reference" / _slug(cfg["task"]) / cfg["weak"]
+    return (Path(root) / "runs" / "reference" / slug(cfg["task"]) / cfg["weak"]
             / f"seed{cfg['seed']}-{config_hash(cfg)}.json")
 
 
 def run_path(config: dict, root: Path) -> Path:
-    return (Path(root) / "runs" / _slug(config["task"]) / config["weak"] / _slug(config["loss"])
+    return (Path(root) / "runs" / slug(config["task"]) / config["weak"] / slug(config["loss"])
             / f"noise{config['noise']:g}-seed{config['seed']}-{config_hash(config)}.json")
 
 
@@ -164,23 +168,19 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     """Weak supervisor + strong ceiling for one reference config; writes JSON + npz."""
     from .embed import features
     from .pipeline import reference_outputs
-    import experiments.pipeline as P
     t0 = time.perf_counter()
     cfg = reference_config(config)
     task = _task(cfg)
     S = None if cfg.get("finetune") else features(task, cfg["strong"], cfg["max_length"])
     W = features(task, cfg["weak"], cfg["max_length"])
     t1 = time.perf_counter()
-    old = P.WEAK_TRAIN
-    P.WEAK_TRAIN = _train_cfg(cfg["weak_train"])
-    try:
-        arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
-                                         finetune=cfg.get("finetune"), log=_finetune_log())
-    finally:
-        P.WEAK_TRAIN = old
+    arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
+                                     finetune=cfg.get("finetune"),
+                                     weak_cfg=_train_cfg(cfg["weak_train"]), log=_finetune_log())
     record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
               "task": cfg["task"], "weak_model": cfg["weak"], "strong_model": cfg["strong"],
-              "seed": cfg["seed"], **part, "splits": task.info}  # part: weak/ceiling metrics
+              "seed": cfg["seed"], "smoothing": _train_cfg(cfg["train"]).smoothing,
+              **part, "splits": task.info}  # part: weak/ceiling metrics
     record["timings"]["features_s"] = t1 - t0
     record["timings"]["total_s"] = time.perf_counter() - t0
     if write:
@@ -220,6 +220,7 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
         "kind": "run", "config": config, "config_hash": config_hash(config),
         "task": config["task"], "weak": config["weak"], "strong": config["strong"],
         "weak_model": config["weak"], "strong_model": config["strong"], "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
+        "smoothing": _train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
         "metrics": m,
         "reference": {"weak": ref["weak"], "ceiling": ref["ceiling"], "gap": ref["gap"],
                       "record": str(rel)},
@@ -242,7 +243,9 @@ def _finetune_log():
     return lambda line: print(line, file=sys.stderr, flush=True)
 
 
-def _worker_init():
+def init_worker() -> None:
+    """Set up a worker process before its first job: single-threaded torch (the workers
+    already run in parallel)."""
     try:
         import torch
         torch.set_num_threads(1)
@@ -250,18 +253,9 @@ def _worker_init():
         pass
 
 
-def _start_method() -> str:
-    """``fork`` where the platform has it (workers inherit the imported modules: a spawned
-    worker spends seconds importing torch, which dominated small sweeps), else ``spawn``.
-    ``$W2SG_START_METHOD`` overrides."""
-    import multiprocessing as mp
-    wanted = os.environ.get("W2SG_START_METHOD")
-    if wanted:
-        return wanted
-    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-
-
-def _dispatch(job):
+def run_job(job: tuple) -> str:
+    """Run one job ``(kind, config, root)`` — ``kind`` is ``reference`` or ``run`` — and
+    write its record; the public job API that every backend calls.  Returns ``kind``."""
     kind, config, root = job
     fn = execute_reference if kind == "reference" else execute_run
     fn(config, root)
@@ -297,30 +291,28 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     jobs = [("reference", r, str(root)) for r in todo_refs]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
     bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
-    quiet_before = os.environ.get("W2SG_QUIET")
+    env = {}  # read by the workers (they inherit this process's environment)
     if quiet:
-        os.environ["W2SG_QUIET"] = "1"
+        env["W2SG_QUIET"] = "1"  # no per-evaluation lines from fine-tuned runs
+    if str((sweep.get("finetune") or {}).get("device", "cpu")).startswith("cuda"):
+        env["W2SG_START_METHOD"] = "spawn"  # a CUDA runtime does not survive fork
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         if backend == "ray":
             from .backends.ray_backend import run_phases
-            run_phases([jobs, run_jobs], address=address, workers=workers, progress=bar.update)
-        elif workers <= 1 or len(jobs) + len(run_jobs) <= 1:
-            _worker_init()
-            for job in jobs + run_jobs:
-                _dispatch(job)
-                bar.update(1)
+            run_phases([jobs, run_jobs], run_job, init_worker, address=address, workers=workers,
+                       progress=bar.update)
         else:
-            import multiprocessing as mp
-            cuda = str((sweep.get("finetune") or {}).get("device", "cpu")).startswith("cuda")
-            ctx = mp.get_context("spawn" if cuda else _start_method())  # CUDA does not survive fork
-            with ctx.Pool(workers, initializer=_worker_init) as pool:
-                for phase in (jobs, run_jobs):  # references first: runs read them
-                    for _ in pool.imap_unordered(_dispatch, phase, chunksize=1):
-                        bar.update(1)
+            from .backends.local import run_phases
+            run_phases([jobs, run_jobs], run_job, init_worker, workers=workers, progress=bar.update)
     finally:
         bar.close()
-        if quiet and quiet_before is None:
-            os.environ.pop("W2SG_QUIET", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),
             "executed": len(jobs) + len(run_jobs), "skipped": skipped,
             "features_s": t_feat, "total_s": time.perf_counter() - t0}

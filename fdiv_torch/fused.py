@@ -343,6 +343,13 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
 
     Not twice differentiable (raises on double backward); ``w`` must not require grad —
     callers fall back to autograd through :func:`logratio_torch` for those cases.
+
+    Zero weak entries (the kernel's optional 4th argument ``zeros = (w̃, mask, f'(∞))``):
+    ``w̃`` is ``w`` with its zeros replaced by 1 and ``log_w`` must be ``log w̃``, so
+    ``s / w̃`` and ``l`` stay finite; ``w_c g(l_c)`` and ``a_c`` are then exactly 0 there and
+    each zero entry gets its limit instead, ``s_c f'(∞)`` in the value and
+    ``a_c = s_c f'(∞)`` in the gradient (``w g'(l) = s f'(s/w) → s f'(∞)`` as ``w → 0``).
+    ``f'(∞)`` must be finite (:func:`experiments.losses.fdiv_loss` raises otherwise).
     """
     import torch
 
@@ -356,7 +363,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     def owned(x, *others):
         return isinstance(x, torch.Tensor) and not any(x is o for o in others)
 
-    def forward_parts(z, w, log_w, need_grad, pool):
+    def forward_parts(z, w, log_w, need_grad, pool, zeros=None):
         # n × k temporaries are written in place, or taken from the reused workspace: a
         # fresh large tensor costs several times an arithmetic pass over it on CPU
         # (page faults), more than any op here.
@@ -382,8 +389,10 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
                 return torch.sub(z, lse, out=buf()).sub_(log_w)
 
         ratio = l = None
+        # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
+        w_div, zmask, fpi = zeros if zeros is not None else (w, None, 0.0)
         if needs_ratio:
-            ratio = torch.div(s, w, out=buf())  # e^l without an exp
+            ratio = torch.div(s, w_div, out=buf())  # e^l without an exp
             r_lo, r_hi = torch.aminmax(ratio)
             tails = not (bool(r_lo >= e_lo) and bool(r_hi <= e_hi))  # NaN: slow path
             if needs_l or tails:
@@ -403,21 +412,26 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
             zero = torch.zeros((), dtype=s.dtype)
             gv.add_(torch.where(l_raw < -lc, lo * (l_raw + lc), zero))
             gv.add_(torch.where(l_raw > lc, hi * (l_raw - lc), zero))
-        per_example = gv.mul_(w).sum(dim=-1)
+        gv.mul_(w)
+        if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
+            gv.addcmul_(s, zmask, value=fpi)
+        per_example = gv.sum(dim=-1)
         grad = None
         if need_grad:
             # the gradient is saved for backward: a fresh tensor, never workspace
             grad = torch.mul(w, dg)
+            if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
+                grad.addcmul_(s, zmask, value=fpi)
             grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
         if pool is not None:
             for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
                 pool.put(t)
         return per_example, grad
 
-    def parts(z, w, log_w, need_grad):
+    def parts(z, w, log_w, need_grad, zeros=None):
         if w.requires_grad or log_w.requires_grad:
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
-        return forward_parts(z, w, log_w, need_grad, pool)
+        return forward_parts(z, w, log_w, need_grad, pool, zeros)
 
     return _with_saved_gradient(parts)
 
@@ -442,7 +456,9 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
     lo, hi = slopes
     lc = float(clamp)
 
-    def parts(z, w, log_w):
+    def parts(z, w, log_w, zmask, fpi):
+        # zero weak entries (see fdiv_kernel_torch): log_w = log w̃ is finite there, w = 0
+        # removes g, and zmask (0/1, or None) adds their limit s_c f'(∞)
         log_s = torch.log_softmax(z, dim=-1)
         s = torch.exp(log_s)
         l_raw = log_s - log_w
@@ -451,7 +467,11 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
         gv = (gv + torch.where(l_raw < -lc, lo * (l_raw + lc), 0.0)
               + torch.where(l_raw > lc, hi * (l_raw - lc), 0.0))
         a = w * dg
-        return (w * gv).sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
+        value = w * gv
+        if zmask is not None:
+            a = a + fpi * s * zmask
+            value = value + fpi * s * zmask
+        return value.sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
 
     # one code object per generator: dynamo caches compiled frames per code object, and
     # closures sharing one would count as recompilations of a single frame (limit 8)
@@ -461,19 +481,23 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
                                parts.__globals__, name, parts.__defaults__, parts.__closure__)
     compiled = torch.compile(parts, dynamic=False)
 
-    return _with_saved_gradient(lambda z, w, log_w, need_grad: compiled(z, w, log_w))
+    def run(z, w, log_w, need_grad, zeros=None):
+        zmask, fpi = (None, 0.0) if zeros is None or zeros[2] == 0 else (zeros[1], zeros[2])
+        return compiled(z, w, log_w, zmask, fpi)
+
+    return _with_saved_gradient(run)
 
 
 def _with_saved_gradient(parts: Callable) -> Callable:
-    """Wrap ``parts(z, w, log_w, need_grad) -> (per-example loss, ∂loss/∂z)`` as a
-    differentiable ``(z, w, log_w) ↦ per-example loss`` whose backward pass is one multiply
-    by the gradient saved in the forward pass (``once_differentiable``)."""
+    """Wrap ``parts(z, w, log_w, need_grad, zeros) -> (per-example loss, ∂loss/∂z)`` as a
+    differentiable ``(z, w, log_w, zeros=None) ↦ per-example loss`` whose backward pass is
+    one multiply by the gradient saved in the forward pass (``once_differentiable``)."""
     import torch
 
     class _SavedGradient(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, z, w, log_w):
-            per_example, grad = parts(z, w, log_w, ctx.needs_input_grad[0])
+        def forward(ctx, z, w, log_w, zeros):
+            per_example, grad = parts(z, w, log_w, ctx.needs_input_grad[0], zeros)
             ctx.save_for_backward(grad if grad is not None else torch.empty(0))
             return per_example
 
@@ -482,12 +506,12 @@ def _with_saved_gradient(parts: Callable) -> Callable:
         def backward(ctx, gout):
             (grad,) = ctx.saved_tensors
             # (a stride-0 ``expand`` of the mean's scalar makes a broadcast multiply 3-4x slower)
-            return grad * gout.reshape(-1, 1).contiguous(), None, None
+            return grad * gout.reshape(-1, 1).contiguous(), None, None, None
 
-    def kernel(z, w, log_w):
+    def kernel(z, w, log_w, zeros=None):
         if not z.requires_grad or not torch.is_grad_enabled():
             with torch.no_grad():
-                return parts(z, w, log_w, False)[0]
-        return _SavedGradient.apply(z, w, log_w)
+                return parts(z, w, log_w, False, zeros)[0]
+        return _SavedGradient.apply(z, w, log_w, zeros)
 
     return kernel

@@ -38,19 +38,20 @@ class FitResult:
         return self
 
     def probs(self, features) -> np.ndarray:
-        from .world import as_dist, sigmoid
+        from .binary import as_dist, sigmoid
         return as_dist(sigmoid(np.asarray(features, float) @ self.theta))
 
 
 def loss_fn(loss):
-    """``(log_s, w, log_w) ↦ per-example loss`` (torch) for ``"ce"`` or a generator/name."""
+    """``(log_s, w, log_w) ↦ per-example loss`` (torch): ``−Σ_c w_c log s_c`` for ``"ce"``,
+    else ``Σ_c w_c ĝ(log s_c − log w_c)`` for a generator/name, with ``ĝ`` the clamped
+    log-ratio of :func:`fdiv_torch.logratio.clamped_logratio` (exact inside ``±Lc``)."""
     if isinstance(loss, str) and loss == "ce":
         return lambda log_s, w, log_w: -(w * log_s).sum(-1)
+    from fdiv_torch.logratio import clamped_logratio
     from theory import get_generator
-    from fdiv_torch.codegen import logratio_torch
     gen = get_generator(loss) if isinstance(loss, str) else loss
-    g = logratio_torch(gen)
-    return lambda log_s, w, log_w: (w * g(log_s - log_w)).sum(-1)
+    return lambda log_s, w, log_w: (w * clamped_logratio(gen, log_s - log_w)).sum(-1)
 
 
 def head_loss(loss, theta: torch.Tensor, H: torch.Tensor, W: torch.Tensor, weights: torch.Tensor,
@@ -96,21 +97,15 @@ def _fit(loss, H, W, weights, l2, theta0, seed, max_iter, grad_tol, optimizer, l
     theta = torch.tensor(np.asarray(theta0, float), dtype=torch.float64, requires_grad=True)
     zero_mask = torch.as_tensor(W_np > 0)
     Wm = torch.where(zero_mask, W, torch.zeros_like(W))
-    if not (isinstance(loss, str) and loss == "ce"):
-        from theory import get_generator
-        from fdiv_torch.codegen import logratio_torch
-        g = logratio_torch(get_generator(loss) if isinstance(loss, str) else loss)
+    per_example = loss_fn(loss)
+    # classes with w_c = 0 contribute 0 (D_f's q = 0 < p term p·f'(∞) is not a training
+    # loss here): their log w is set to log s, so l = 0 there and no inf/nan enters the graph
+    log_W = torch.log(W)
 
     def objective():
         z = H @ theta
         log_s = torch.stack([torch.nn.functional.logsigmoid(-z), torch.nn.functional.logsigmoid(z)], -1)
-        if isinstance(loss, str) and loss == "ce":
-            per = -(Wm * log_s).sum(-1)
-        else:
-            # classes with w_c = 0 contribute 0 (D_f's q = 0 < p term p·f'(∞) is not a
-            # training loss here); l is set to 0 there so no inf/nan enters the graph
-            l = torch.where(zero_mask, log_s - torch.log(W), torch.zeros_like(log_s))
-            per = (Wm * g(l)).sum(-1)
+        per = per_example(log_s, Wm, torch.where(zero_mask, log_W, log_s.detach()))
         return (wts * per).sum() + 0.5 * l2 * (theta ** 2).sum()
 
     iters = 0

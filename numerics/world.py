@@ -20,18 +20,9 @@ import dataclasses
 
 import numpy as np
 
+from .binary import as_dist, sigmoid
+
 __all__ = ["World", "make_world", "Population", "as_dist", "sigmoid"]
-
-
-def sigmoid(z):
-    z = np.asarray(z, float)
-    return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
-
-
-def as_dist(p1) -> np.ndarray:
-    """Class-1 probabilities ``(n,)`` → distributions ``(n, 2)``."""
-    p1 = np.asarray(p1, float)
-    return np.stack([1 - p1, p1], -1)
 
 
 @dataclasses.dataclass

@@ -6,13 +6,15 @@ import time
 import traceback
 from pathlib import Path
 
-from . import fig_bounds, fig_cost, fig_joint_range, fig_local, fig_main, fig_noise, fig_sample
+from . import (fig_bounds, fig_compare, fig_cost, fig_joint_range, fig_local, fig_main, fig_noise,
+               fig_sample)
 from .common import FigureResult
 
 __all__ = ["FIGURES", "build_all", "figure_names"]
 
-#: in the order of the issue: main result, C3, C2, C7, C4/C5, C6, cost
-FIGURES = (fig_main, fig_joint_range, fig_local, fig_noise, fig_bounds, fig_sample, fig_cost)
+#: in the order of the issues: main result, C3, C2, C7, C4/C5, C6, cost, paired comparison
+FIGURES = (fig_main, fig_joint_range, fig_local, fig_noise, fig_bounds, fig_sample, fig_cost,
+           fig_compare)
 
 
 def figure_names() -> list[str]:

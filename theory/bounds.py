@@ -160,11 +160,10 @@ def sample_size(gen: Generator, gamma: float, eps: float, delta: float,
     """
     _check_sample_args(gamma, eps, delta, class_size, radius)
     c = loss_constants(gen, gamma)
+    lip = c.lipschitz_logit
     if class_size is not None:
         n = math.ceil(2 * c.bound ** 2 * math.log(2 * class_size / delta) / eps ** 2)
-        lip = c.lipschitz_logit
     else:
-        lip = c.lipschitz_logit
         n = math.ceil(((4 * lip * radius + c.bound * math.sqrt(2 * math.log(2 / delta))) / eps) ** 2)
     return {"n": max(n, 1), "B_f": c.bound, "L_f": lip, "L_f_prob": c.lipschitz_prob,
             "gamma": gamma, "eps": eps, "delta": delta, "class_size": class_size,

@@ -13,13 +13,14 @@ import sys
 from .errors import UsageError
 from .output import emit
 
-__all__ = ["main", "build_parser", "emit", "UsageError"]
+__all__ = ["main", "build_parser", "emit", "UsageError", "typed_values"]
 
 SUBCOMMAND_MODULES = (
     "theory.cli",        # divergences, derive, bound
     "numerics.cli",      # check
     "experiments.cli",   # run
     "paper_figs.cli",    # figs, reproduce
+    "paper_figs.compare_cli",  # compare
     "experiments.bench_cli",  # bench
 )
 
@@ -43,9 +44,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose values are generators (or loss names) a user types, which may start with a
+#: minus sign (``--f -log(t)``): one value for ``--f`` and ``--baseline`` (``w2sg compare``),
+#: one or more for ``--losses``.
+TYPED_OPTIONS = {"--f": 1, "--baseline": 1, "--losses": None}
+
+
+def typed_values(argv: list[str]) -> list[str]:
+    """``argv`` with the values of :data:`TYPED_OPTIONS` attached as ``--opt=VALUE``.
+
+    argparse takes a value that starts with ``-`` (``-log(t)``) for an option and stops
+    with "expected one argument"; attached values are never mistaken for options.
+    ``--f VALUE`` → ``--f=VALUE``; ``--losses A B`` → ``--losses=A --losses=B`` (the
+    option extends its list), its values running to the next ``--option``, ``-h`` or ``--``.
+    A value starting with ``--`` is left alone (a missing value, reported by argparse).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            return out + list(argv[i:])
+        if tok in TYPED_OPTIONS:
+            count = TYPED_OPTIONS[tok]
+            values = []
+            j = i + 1
+            while j < len(argv) and (count is None or len(values) < count):
+                nxt = argv[j]
+                if nxt.startswith("--") or nxt in ("-h",):
+                    break
+                values.append(nxt)
+                j += 1
+            if values:
+                out.extend(f"{tok}={v}" for v in values)
+                i = j
+                continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(typed_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

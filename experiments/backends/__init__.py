@@ -1,6 +1,4 @@
-"""Execution backends for sweeps: ``local`` (processes, in :mod:`experiments.runner`) and
-``ray`` (:mod:`experiments.backends.ray_backend`, optional extra ``w2sg[ray]``)."""
-
-BACKENDS = ("local", "ray")
-
-__all__ = ["BACKENDS"]
+"""Execution backends for sweeps: ``local`` (worker processes,
+:mod:`experiments.backends.local`) and ``ray`` (:mod:`experiments.backends.ray_backend`,
+optional extra ``w2sg[ray]``).  A backend runs phases of opaque jobs with the job function
+it is given; it never imports the runner."""

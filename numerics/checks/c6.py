@@ -27,7 +27,7 @@ from theory.codegen import f_numpy
 from .. import api
 from .. import reference as ref
 from ..result import CheckResult, status_for
-from ..world import sigmoid
+from ..binary import sigmoid
 
 __all__ = ["check_c6", "coverage_cell", "make_population"]
 

@@ -25,7 +25,3 @@ def random_dist(rng: np.random.Generator, k: int, kind: str = "mixed") -> np.nda
         p[j] = rng.choice([0.0, 1e-12, 1e-8])
         p = p / p.sum()
     return p
-
-
-def tol_close(a, b, rtol=1e-7, atol=1e-9):
-    return rtol * np.maximum(np.abs(a), np.abs(b)) + atol

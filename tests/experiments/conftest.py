@@ -39,13 +39,9 @@ def needs_vader(cache):
 
 @pytest.fixture
 def fake_features(monkeypatch):
-    """Replace the encoders by deterministic random features (label-correlated for fortunes)."""
+    """Replace the encoders by deterministic random features (:func:`fake_env.fake_features`:
+    seeded by CRC32, so the same in every process and every run)."""
     import experiments.embed as E
-
-    def features(task, model, max_length=128, quiet=True):
-        d = 48 if model == "minilm-l6" else 8
-        rng = np.random.default_rng(abs(hash((model, len(task.texts)))) % 2**32)
-        X = rng.normal(size=(len(task.texts), d)).astype(np.float32)
-        return X
+    from tests.experiments.fake_env import fake_features as features
     monkeypatch.setattr(E, "features", features)
     return features

