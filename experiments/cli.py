@@ -152,7 +152,7 @@ def device_arg(device: str | None) -> str | None:
     """The resolved ``--device`` (``auto`` → cuda or cpu); cuda without CUDA is a usage error."""
     if device is None:
         return None
-    from .finetune import resolve_device
+    from .device import resolve_device
     try:
         return resolve_device(str(device))
     except ValueError as exc:

@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from .device import autocast_dtype, resolve_device
+
 __all__ = ["FINETUNE_DEFAULTS", "finetune_predict", "load_encoder", "resolve_device",
            "autocast_dtype"]
 
@@ -40,22 +42,6 @@ __all__ = ["FINETUNE_DEFAULTS", "finetune_predict", "load_encoder", "resolve_dev
 #: device (``cpu``/``cuda``): it is part of the config because bf16 on CUDA changes results.
 FINETUNE_DEFAULTS = {"epochs": 1, "lr": 3e-5, "batch_size": 16, "max_length": 64,
                      "max_steps": 0, "eval_every": 0, "patience": 0, "device": "cpu"}
-
-
-def resolve_device(device: str | None) -> str:
-    """``auto`` → ``cuda`` if available else ``cpu``; ``cuda`` without CUDA → ``ValueError``."""
-    from .llm import resolve_device as _resolve
-    if device not in (None, "auto", "cpu") and not str(device).startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N, auto")
-    return _resolve(device)
-
-
-def autocast_dtype(device: str):
-    """``torch.bfloat16`` on a CUDA device that supports it, else ``None`` (float32)."""
-    import torch
-    if str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def load_encoder(strong: str = "minilm-l6"):
