@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--preset", choices=("finetune",),
                    help="a named sweep: finetune = fine-tuned students on vader_cls, 6 losses × "
-                        "noise 0/0.2/0.4 × 3 seeds (~30 min on 2 CPU cores; flags override it)")
+                        "noise 0/0.2/0.4 × 3 seeds (~25 min on 2 idle CPU cores; docs/finetune.md; "
+                        "flags override it)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",

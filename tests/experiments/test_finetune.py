@@ -223,3 +223,19 @@ def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert "CUDA is not available" in err and len(err.splitlines()) == 1
+
+
+def test_reproduce_finetune_adds_the_preset_step(monkeypatch, tmp_path):
+    import paper_figs.build as B
+    import paper_figs.cli as C
+    calls = []
+    monkeypatch.setattr(C, "_subcommand", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(B, "build_all", lambda root, only=None: [])
+    out = C.reproduce(tmp_path, quick=True, log=lambda *a: None, finetune=True, device="cpu")
+    runs = [a for a in calls if a[0] == "run"]
+    assert runs == [["run", "--quick", "--out", str(tmp_path)],
+                    ["run", "--preset", "finetune", "--device", "cpu", "--out", str(tmp_path)]]
+    assert [s["step"] for s in out["steps"]][:2] == ["run", "run-finetune"]
+    calls.clear()
+    C.reproduce(tmp_path, quick=True, log=lambda *a: None)  # without --finetune: no preset run
+    assert not any("--preset" in a for a in calls)
