@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from .records import results_root, write_record
+    from w2sg.records import BenchRecord, results_root, write_record
     what = [w.strip() for w in args.what.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
     if bad or not what:
@@ -64,7 +64,8 @@ def _bench(args) -> int:
     record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
                        compile_generators=comp, progress=progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = write_record(folder / f"bench-{stamp}{'-quick' if args.quick else ''}.json", record)
+    path = write_record(folder / f"bench-{stamp}{'-quick' if args.quick else ''}.json",
+                        BenchRecord(**{k: v for k, v in record.items() if k != "kind"}))
     record["record"] = str(path)
     emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
     return 0

@@ -220,7 +220,7 @@ def _run(args) -> int:
     import time
     from w2sg.output import emit
     from .data.sources import DataUnavailable, data_cache
-    from .records import results_root
+    from w2sg.records import results_root
     from .backends.errors import SweepJobsFailed, describe_job
     from .runner import expand, format_summary, run_sweep, summarize
     sweep, opts = resolve_sweep(args)
@@ -266,11 +266,12 @@ def _run_llm(args, sweep, root) -> int:
                                 quiet=args.quiet or args.json)
     except (ValueError, OSError) as exc:
         raise _usage(str(exc).splitlines()[0]) from None
-    rows = [{"loss": r["loss"], "noise": r["noise"], "seed": r["seed"], "acc": r["metrics"]["acc"],
-             "pgr": r["metrics"]["pgr"], "weak_acc": r["reference"]["weak"]["acc"],
-             "ceiling_acc": r["reference"]["ceiling"]["acc"]} for r in records]
+    rows = [{"loss": r.loss, "noise": r.noise, "seed": r.seed, "acc": r.metrics.acc,
+             "pgr": r.metrics.pgr, "weak_acc": r.reference.weak.acc,
+             "ceiling_acc": r.reference.ceiling.acc} for r in records]
     emit(rows, args.json, "\n".join(f"{r['loss']:<11} noise {r['noise']:.2f} seed {r['seed']} "
                                     f"weak {r['weak_acc']:.3f} ceil {r['ceiling_acc']:.3f} "
-                                    f"w2s {r['acc']:.3f} PGR {r['pgr']:.2f}" for r in rows)
+                                    f"w2s {r['acc']:.3f} PGR "
+                                    + ("undefined" if r["pgr"] is None else f"{r['pgr']:.2f}") for r in rows)
          + f"\n{len(rows)} LLM runs recorded under {root}/runs/llm/")
     return 0

@@ -145,12 +145,14 @@ def pair_task(pairs: list[tuple[str, str]], seed: int, n_weak: int, n_test: int,
 def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int = 1,
                   root=None, device: str | None = None, n: int | None = 2000, n_weak: int | None = None,
                   n_test: int | None = None, max_length: int = 256, quiet: bool = True,
-                  train: dict | None = None) -> list[dict]:
-    """The W2SG sweep with GPT-2-family models; one record per run under
+                  train: dict | None = None) -> list:
+    """The W2SG sweep with GPT-2-family models; one :class:`w2sg.records.LlmRunRecord` per run under
     ``<root>/runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json`` (resumes)."""
-    from .pipeline import STUDENT_TRAIN, TrainConfig, pgr, reference_outputs, train_student
-    from .records import config_hash, results_root, write_record
-    from .runner import slug
+    from w2sg.pgr import pgr
+    from w2sg.records import (LlmRunRecord, RecordError, RunTimings, config_hash, move_aside,
+                              read_record, results_root, student_metrics, write_record)
+    from .pipeline import STUDENT_TRAIN, TrainConfig, reference_outputs, train_student
+    from .runner import baselines_from, slug
     device = resolve_device(device)
     pairs = load_pairs(data, n)
     n_weak = n_weak or max(2, len(pairs) // 5)
@@ -175,17 +177,26 @@ def run_llm_sweep(weak: str, strong: str, data: str, losses, noise, seeds: int =
                 path = (root / "runs" / "llm" / f"{slug(Path(weak).name)}__{slug(Path(strong).name)}"
                         / slug(loss) / f"noise{float(p):g}-seed{seed}-{config_hash(config)}.json")
                 if path.exists():
-                    continue
+                    try:
+                        old = read_record(path, LlmRunRecord)
+                        if old.config_hash != config_hash(config):
+                            raise RecordError(path, "config_hash", "is not this config's")
+                        continue
+                    except RecordError as exc:  # never trusted unchecked: set aside, redo
+                        import sys
+                        print(f"[w2sg run] invalid record, redoing it: {exc}; moved aside: "
+                              f"{move_aside(path)}", file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
                 m, info = train_student(task, feats[strong], arrays["weak_student"], arrays["weak_test"],
                                         loss, float(p), seed, TrainConfig(**cfg_train))
-                m["pgr"] = pgr(m["acc"], ref["weak"]["acc"], ref["ceiling"]["acc"])
-                record = {"kind": "llm-run", "config": config, "config_hash": config_hash(config),
-                          "task": task.name, "weak": weak, "strong": strong, "loss": loss,
-                          "noise": float(p), "seed": seed, "metrics": m,
-                          "reference": {k: ref[k] for k in ("weak", "ceiling", "gap")},
-                          "ceiling_split": ref["ceiling_split"], "splits": task.info,
-                          "timings": {"train_s": info["train_s"], "total_s": time.perf_counter() - t0}}
+                base = baselines_from(ref)
+                record = LlmRunRecord(
+                    config=config, config_hash=config_hash(config), task=task.name, weak=weak,
+                    strong=strong, data=data, loss=loss, noise=float(p), seed=seed,
+                    metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
+                    reference=base, ceiling_split=ref["ceiling_split"], splits=task.info,
+                    train_info={k: v for k, v in info.items() if k != "train_s"},
+                    timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0))
                 write_record(path, record)
                 records.append(record)
     return records

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from w2sg.pgr import pgr  # the one implementation (re-exported here)
 from .data.tasks import split_student
 
 __all__ = ["TrainConfig", "PIPELINE_SMOOTHING", "flip_labels", "split_student", "design", "train_head", "predict",
@@ -92,12 +93,6 @@ def ece(p1: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
         if m.any():
             total += m.mean() * abs(conf[m].mean() - correct[m].mean())
     return float(total)
-
-
-def pgr(acc_w2s: float, acc_weak: float, acc_ceiling: float) -> float:
-    """Performance gap recovered ``(w2s − weak) / (ceiling − weak)`` (NaN if no gap)."""
-    gap = acc_ceiling - acc_weak
-    return float((acc_w2s - acc_weak) / gap) if abs(gap) > 1e-12 else float("nan")
 
 
 def metrics(p1: np.ndarray, y: np.ndarray) -> dict:

@@ -9,45 +9,46 @@ dispatch the same functions.  Records go to::
     <results root>/runs/reference/<task>/<weak>/seed<S>-<hash>.npz    its weak soft labels
     <results root>/runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   one W2S run
 
-A run whose record exists is skipped (resume); records are written atomically.
+Records are the typed dataclasses of :mod:`w2sg.records` (``RunRecord``,
+``ReferenceRecord``; field lists there), written atomically as strict JSON.  Run config
+keys: kind, task, weak, strong, seed, pool, sizes, max_length, train, weak_train, loss,
+noise (and finetune when used).
 
-Record schema (``kind = "run"``)::
+Resume (:func:`run_sweep`): a run whose record exists is skipped only after it is
+validated (:func:`check_run_record`: parses, current schema, ``config_hash`` equal to the
+config's); a reference also needs its ``.npz`` with the sha256 stored in its record
+(:func:`check_reference_record`).  An invalid one is moved aside
+(``<name>.corrupt-<stamp>``), named on stderr and redone.  Temporary files left by a
+crash between write and rename are deleted when a sweep starts.
 
-    kind, config (the run config below), config_hash, code_version, written_at,
-    task, weak, strong (model names; also as weak_model, strong_model), loss, noise, seed,
-    smoothing (the weak-label smoothing ε of the loss, also config.train.smoothing;
-    experiments.pipeline.PIPELINE_SMOOTHING = 1e-6 by default; product ignores it),
-    metrics: acc, auroc, ece (test split), pgr, agreement_weak (test: student vs weak
-             predictions), agreement_weak_labels_train, acc_on_flipped_train,
-             noisy_label_acc_train
-    reference: weak {acc, auroc, ece, acc_student_split}, ceiling {acc, auroc, ece,
-               agreement_weak}, gap, record (relative path of the reference record)
-    ceiling_split, splits {pool, source, sizes {weak_gt, student, test}, val_frac},
-    train_info {val_acc, best_step, final_loss, n_flipped}, timings {train_s, total_s}
-
-Reference records (``kind = "reference"``) hold config, config_hash, task, weak_model,
-strong_model, seed, smoothing, weak and ceiling (metrics, as in a run's ``reference``), gap, ceiling_split, splits, train_info and timings {weak_s, ceiling_s,
-features_s, total_s}.  Run config keys: kind, task, weak, strong, seed, pool, sizes,
-max_length, train, weak_train, loss, noise (and finetune when used).
+Every run and reference record stores ``smoothing``: the weak-label smoothing ε of the
+losses (``config.train.smoothing``; :data:`experiments.pipeline.PIPELINE_SMOOTHING` by
+default; the product loss ignores it).
 """
 from __future__ import annotations
 
 import copy
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
+                          RunRecord, RunTimings, WeakMetrics, clean_temp_files, config_hash,
+                          file_sha256, move_aside, read_record, results_root, student_metrics,
+                          write_record)
+
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
-from .records import config_hash, read_record, results_root, write_record
 
 __all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "expand", "reference_config",
            "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep", "init_worker", "run_job", "slug",
-           "prepare_features", "summarize", "format_summary"]
+           "prepare_features", "summarize", "format_summary", "check_run_record",
+           "check_reference_record", "baselines_from", "resume_todo"]
 
 DEFAULT_SWEEP: dict[str, Any] = {
     "tasks": ["fortunes_pairs", "vader_pairs", "vader_cls"],
@@ -164,8 +165,25 @@ def prepare_features(config: dict, quiet: bool = True) -> None:
         tokenize_cached(task.texts, task.dataset, config["finetune"]["max_length"])
 
 
-def execute_reference(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> dict:
-    """Weak supervisor + strong ceiling for one reference config; writes JSON + npz."""
+def baselines_from(part: dict) -> Baselines:
+    """:class:`Baselines` from :func:`experiments.pipeline.reference_outputs`' record part."""
+    w, c = part["weak"], part["ceiling"]
+    return Baselines(
+        weak=WeakMetrics(acc=w["acc"], auroc=_finite_or_none(w["auroc"]), ece=w["ece"],
+                         acc_student_split=w["acc_student_split"]),
+        ceiling=CeilingMetrics(acc=c["acc"], auroc=_finite_or_none(c["auroc"]), ece=c["ece"],
+                               agreement_weak=c["agreement_weak"]),
+        gap=part["gap"])
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def execute_reference(config: dict, root: str | os.PathLike | None = None,
+                      write: bool = True) -> ReferenceRecord:
+    """Weak supervisor + strong ceiling for one reference config; writes the ``.npz``
+    (weak soft labels) first, then the record holding its sha256."""
     from .embed import features
     from .pipeline import reference_outputs
     t0 = time.perf_counter()
@@ -177,36 +195,77 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None, write
     arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
                                      finetune=cfg.get("finetune"),
                                      weak_cfg=_train_cfg(cfg["weak_train"]), log=_finetune_log())
-    record = {"kind": "reference", "config": cfg, "config_hash": config_hash(cfg),
-              "task": cfg["task"], "weak_model": cfg["weak"], "strong_model": cfg["strong"],
-              "seed": cfg["seed"], "smoothing": _train_cfg(cfg["train"]).smoothing,
-              **part, "splits": task.info}  # part: weak/ceiling metrics
-    record["timings"]["features_s"] = t1 - t0
-    record["timings"]["total_s"] = time.perf_counter() - t0
+    path = reference_path(cfg, results_root(root))
+    npz = path.with_suffix(".npz")
+    digest = ""
     if write:
-        path = reference_path(cfg, results_root(root))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
-        os.replace(tmp, path.with_suffix(".npz"))
+        os.chmod(tmp, 0o644)
+        digest = file_sha256(tmp)
+        os.replace(tmp, npz)
+    record = ReferenceRecord(
+        config=cfg, config_hash=config_hash(cfg), task=cfg["task"], weak=cfg["weak"],
+        strong=cfg["strong"], seed=cfg["seed"], smoothing=_train_cfg(cfg["train"]).smoothing,
+        baselines=baselines_from(part),
+        ceiling_split=part["ceiling_split"], splits=task.info, train_info=part["train_info"],
+        timings=ReferenceTimings(weak_s=part["timings"]["weak_s"],
+                                 ceiling_s=part["timings"]["ceiling_s"], features_s=t1 - t0,
+                                 total_s=time.perf_counter() - t0),
+        arrays=npz.name, arrays_sha256=digest)
+    if write:
         write_record(path, record)
     return record
 
 
-def _load_reference(config: dict, root) -> tuple[dict, dict]:
-    path = reference_path(config, results_root(root))
-    npz = path.with_suffix(".npz")
-    if not (path.exists() and npz.exists()):
+def check_reference_record(config: dict, root) -> ReferenceRecord:
+    """The valid reference record of ``config`` under ``root``: it parses (current schema),
+    its ``config_hash`` is the config's and its ``.npz`` has the stored sha256.
+    Raises :class:`w2sg.records.RecordError` otherwise (also when it is missing)."""
+    cfg = reference_config(config)
+    path = reference_path(cfg, results_root(root))
+    rec = read_record(path, ReferenceRecord)
+    if rec.config_hash != config_hash(cfg):
+        raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
+                          f"{config_hash(cfg)}")
+    npz = path.with_name(rec.arrays)
+    if not npz.exists():
+        raise RecordError(path, "arrays", f"{npz.name} is missing")
+    if file_sha256(npz) != rec.arrays_sha256:
+        raise RecordError(path, "arrays_sha256", f"{npz.name} does not have the stored sha256 "
+                          "(changed or corrupt)")
+    return rec
+
+
+def check_run_record(config: dict, root) -> RunRecord:
+    """The valid run record of ``config``: parses (current schema) and its
+    ``config_hash`` is the config's; raises :class:`w2sg.records.RecordError` otherwise."""
+    path = run_path(config, results_root(root))
+    rec = read_record(path, RunRecord)
+    if rec.config_hash != config_hash(config):
+        raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
+                          f"{config_hash(config)}")
+    return rec
+
+
+def _load_reference(config: dict, root) -> tuple[ReferenceRecord, dict]:
+    try:
+        ref = check_reference_record(config, root)
+    except RecordError:  # missing or invalid (run_sweep has moved invalid ones aside)
         execute_reference(config, root)
-    with np.load(npz) as z:
+        ref = check_reference_record(config, root)
+    path = reference_path(config, results_root(root))
+    with np.load(path.with_name(ref.arrays)) as z:
         arrays = {k: z[k] for k in z.files}
-    return read_record(path), arrays
+    return ref, arrays
 
 
-def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> dict:
+def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> RunRecord:
     """One W2S run: load (or compute) its reference, train the student, return the record."""
     from .embed import features
-    from .pipeline import pgr, train_student
+    from w2sg.pgr import pgr
+    from .pipeline import train_student
     t0 = time.perf_counter()
     ref, arrays = _load_reference(config, root)
     task = _task(config)
@@ -214,21 +273,17 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
                             config["noise"], config["seed"], _train_cfg(config["train"]),
                             finetune=config.get("finetune"), log=_finetune_log())
-    m["pgr"] = pgr(m["acc"], ref["weak"]["acc"], ref["ceiling"]["acc"])
+    base = ref.baselines
     rel = reference_path(config, Path("."))
-    record = {
-        "kind": "run", "config": config, "config_hash": config_hash(config),
-        "task": config["task"], "weak": config["weak"], "strong": config["strong"],
-        "weak_model": config["weak"], "strong_model": config["strong"], "loss": config["loss"], "noise": config["noise"], "seed": config["seed"],
-        "smoothing": _train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
-        "metrics": m,
-        "reference": {"weak": ref["weak"], "ceiling": ref["ceiling"], "gap": ref["gap"],
-                      "record": str(rel)},
-        "ceiling_split": ref["ceiling_split"],
-        "splits": ref["splits"],
-        "train_info": {k: v for k, v in info.items() if k != "train_s"},
-        "timings": {"train_s": info["train_s"], "total_s": time.perf_counter() - t0},
-    }
+    record = RunRecord(
+        config=config, config_hash=config_hash(config), task=config["task"],
+        weak=config["weak"], strong=config["strong"], loss=config["loss"],
+        noise=config["noise"], seed=config["seed"],
+        smoothing=_train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
+        metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
+        reference=base, reference_record=str(rel), ceiling_split=ref.ceiling_split,
+        splits=ref.splits, train_info={k: v for k, v in info.items() if k != "train_s"},
+        timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0))
     if write:
         write_record(run_path(config, results_root(root)), record)
     return record
@@ -262,6 +317,51 @@ def run_job(job: tuple) -> str:
     return kind
 
 
+def _say(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(f"[w2sg run] {msg}", file=sys.stderr, flush=True)
+
+
+def _set_aside(exc: RecordError, paths, quiet: bool) -> None:
+    moved = [str(move_aside(p)) for p in paths if Path(p).exists()]
+    # named on the console even with --quiet: a record that was not trusted is news
+    print(f"[w2sg run] invalid record, redoing it: {exc}; moved aside: {', '.join(moved) or '-'}",
+          file=sys.stderr, flush=True)
+
+
+def resume_todo(refs: list[dict], runs: list[dict], root, quiet: bool = False):
+    """``(references to compute, runs to compute)``: those without a valid record.
+
+    Existing records are validated (:func:`check_reference_record`,
+    :func:`check_run_record`); an invalid one (and a reference's ``.npz``) is moved aside
+    (:func:`w2sg.records.move_aside`), named on stderr and scheduled again.  The runs of a
+    redone reference are redone too (their copied baselines came from the old one).
+    """
+    todo_refs = []
+    for r in refs:
+        path = reference_path(r, root)
+        if not path.exists():
+            todo_refs.append(r)
+            continue
+        try:
+            check_reference_record(r, root)
+        except RecordError as exc:
+            _set_aside(exc, [path, path.with_suffix(".npz")], quiet)
+            todo_refs.append(r)
+    todo_runs = []
+    for r in runs:
+        path = run_path(r, root)
+        if not path.exists():
+            todo_runs.append(r)
+            continue
+        try:
+            check_run_record(r, root)
+        except RecordError as exc:
+            _set_aside(exc, [path], quiet)
+            todo_runs.append(r)
+    return todo_refs, todo_runs
+
+
 def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
               backend: str | None = None, address: str | None = None) -> dict:
     """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones.
@@ -276,6 +376,8 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
         raise ValueError(f"backend must be local or ray, got {backend!r}")
     root = results_root(root)
     t0 = time.perf_counter()
+    for tmp in clean_temp_files(root / "runs"):  # left by a crash between write and rename
+        _say(f"removed a leftover temporary file {tmp}", quiet)
     refs, runs = expand(sweep)
     seen = set()
     for ref in refs:  # one embedding pass per (task pool, model)
@@ -284,9 +386,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
             seen.add(key)
             prepare_features(ref, quiet=quiet)
     t_feat = time.perf_counter() - t0
-    todo_refs = [r for r in refs if not reference_path(r, root).exists()
-                 or not reference_path(r, root).with_suffix(".npz").exists()]
-    todo_runs = [r for r in runs if not run_path(r, root).exists()]
+    todo_refs, todo_runs = resume_todo(refs, runs, root, quiet=quiet)
     skipped = len(refs) - len(todo_refs) + len(runs) - len(todo_runs)
     jobs = [("reference", r, str(root)) for r in todo_refs]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
@@ -322,24 +422,25 @@ def summarize(sweep: dict, root=None) -> list[dict]:
     """Mean (± sd over seeds) weak / ceiling / w2s accuracy and PGR per (task, weak, loss, noise)."""
     root = results_root(root)
     _, runs = expand(sweep)
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple, list[RunRecord]] = {}
     for cfg in runs:
         path = run_path(cfg, root)
         if path.exists():
-            rec = read_record(path)
+            rec = read_record(path, RunRecord)
             groups.setdefault((cfg["task"], cfg["weak"], cfg["loss"], cfg["noise"]), []).append(rec)
     rows = []
     for (task, weak, loss, noise), recs in groups.items():
-        acc = np.array([r["metrics"]["acc"] for r in recs])
-        pg = np.array([r["metrics"]["pgr"] for r in recs])
+        acc = np.array([r.metrics.acc for r in recs])
+        pg = np.array([np.nan if r.metrics.pgr is None else r.metrics.pgr for r in recs])
+        auroc = [np.nan if r.metrics.auroc is None else r.metrics.auroc for r in recs]
         rows.append({"task": task, "weak": weak, "loss": loss, "noise": noise, "n_seeds": len(recs),
-                     "weak_acc": float(np.mean([r["reference"]["weak"]["acc"] for r in recs])),
-                     "ceiling_acc": float(np.mean([r["reference"]["ceiling"]["acc"] for r in recs])),
+                     "weak_acc": float(np.mean([r.reference.weak.acc for r in recs])),
+                     "ceiling_acc": float(np.mean([r.reference.ceiling.acc for r in recs])),
                      "w2s_acc": float(acc.mean()), "w2s_acc_sd": float(acc.std()),
                      "pgr": float(np.nanmean(pg)) if np.isfinite(pg).any() else float("nan"),
-                     "agreement_weak": float(np.mean([r["metrics"]["agreement_weak"] for r in recs])),
-                     "ece": float(np.mean([r["metrics"]["ece"] for r in recs])),
-                     "auroc": float(np.mean([r["metrics"]["auroc"] for r in recs]))})
+                     "agreement_weak": float(np.mean([r.metrics.agreement_weak for r in recs])),
+                     "ece": float(np.mean([r.metrics.ece for r in recs])),
+                     "auroc": float(np.mean(auroc))})
     return rows
 
 

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 1. f-divergences, generators, conjugates and the variational form
 #
-# This notebook follows the conventions of `THEORY.md`: for a convex `f` on `(0, ∞)` with
+# This notebook follows the conventions of `docs/THEORY.md`: for a convex `f` on `(0, ∞)` with
 # `f(1) = 0`,
 #
 # $$D_f(P\|Q) = \sum_c q_c\, f(p_c / q_c),$$

@@ -152,7 +152,7 @@ plt.show()
 
 # %%
 from paper_figs import readers
-from experiments.records import results_root
+from w2sg.records import results_root
 
 real = readers.read_runs(results_root())
 print(f"{len(real)} real run records under {results_root() / 'runs'}")

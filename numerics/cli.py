@@ -1,7 +1,7 @@
 """``w2sg check``: run the numerical checks of every claim and write JSON records.
 
 Records (under ``<results root>/checks/``, written atomically by
-:func:`experiments.records.write_record`)::
+:func:`w2sg.records.write_record`)::
 
     summary.json                 every row (claim, instances, worst_slack, status, seconds)
     C1.json … C8.json            one per claim: the row plus its details
@@ -86,34 +86,51 @@ def _c5_notes(res) -> list[str]:
     return out
 
 
+def _row(r) -> dict:
+    from w2sg.records import worst_slack_fields
+    return {"claim": r.claim, "instances": int(r.instances), **worst_slack_fields(r.worst_slack),
+            "status": r.status, "seconds": float(r.seconds)}
+
+
 def write_records(results, root, quick: bool, seed: int) -> list[str]:
-    from experiments.records import results_root, write_record
+    """One typed record per claim (``checks/C<k>.json``), the summary, the bulky data of
+    C3/C4/C6 and each C5 counterexample (:mod:`w2sg.records` kinds ``check``,
+    ``check-summary``, ``check-data``, ``counterexample``)."""
+    from w2sg.records import (CheckDataRecord, CheckRecord, CheckRow, CheckSummaryRecord,
+                              CounterexampleRecord, results_root, write_record)
     base = results_root(root) / "checks"
     meta = {"mode": "quick" if quick else "full", "seed": seed}
     paths = []
-    rows = [{k: v for k, v in r.to_dict().items() if k != "details"} for r in results]
-    paths.append(write_record(base / "summary.json", {**meta, "rows": rows}))
+    rows = [CheckRow(**_row(r)) for r in results]
+    paths.append(write_record(base / "summary.json", CheckSummaryRecord(**meta, rows=rows)))
     for r in results:
-        d = r.to_dict()
-        details = d.get("details", {})
+        details = dict(r.details)
         if r.claim == "C5":
-            details = {k: v for k, v in details.items() if k != "counterexamples"}
+            details.pop("counterexamples", None)
             details["counterexample_files"] = []
             for ce in r.details.get("counterexamples", []):
                 name = f"c5_{ce['generator']}_{ce['variant']}_s{ce['search_seed']}_{ce['index']}.json"
-                p = write_record(base / "counterexamples" / name, {**meta, **ce})
+                fixed = ("claim", "generator", "variant", "search_seed", "index", "instance",
+                         "gain", "misfit")
+                rec = CounterexampleRecord(**meta, **{k: ce[k] for k in fixed},
+                                           search={k: v for k, v in ce.items() if k not in fixed})
+                p = write_record(base / "counterexamples" / name, rec)
                 details["counterexample_files"].append(str(p))
                 paths.append(p)
         if r.claim == "C3" and "curves" in details:
-            paths.append(write_record(base / "c3_curves.json", {**meta, "curves": details.pop("curves")}))
+            paths.append(write_record(base / "c3_curves.json", CheckDataRecord(
+                **meta, claim="C3", name="curves", data={"curves": details.pop("curves")})))
         if r.claim == "C4":
-            paths.append(write_record(base / "c4_slacks.json", {**meta, "instances": details.get("instances", []),
-                                                                 "refused_unconverged": details.get("refused_unconverged", [])}))
+            paths.append(write_record(base / "c4_slacks.json", CheckDataRecord(
+                **meta, claim="C4", name="slacks",
+                data={"instances": details.get("instances", []),
+                      "refused_unconverged": details.get("refused_unconverged", [])})))
         if r.claim == "C6":
-            paths.append(write_record(base / "c6_coverage.json", {**meta, "cells": details.get("coverage", []),
-                                                                  "constants": details.get("constants", {})}))
-        d["details"] = details
-        paths.append(write_record(base / f"{r.claim}.json", {**meta, **d}))
+            paths.append(write_record(base / "c6_coverage.json", CheckDataRecord(
+                **meta, claim="C6", name="coverage",
+                data={"cells": details.get("coverage", []), "constants": details.get("constants", {})})))
+        paths.append(write_record(base / f"{r.claim}.json",
+                                  CheckRecord(**meta, **_row(r), details=details)))
     return [str(p) for p in paths]
 
 
@@ -133,7 +150,7 @@ def _cmd_check(args) -> int:
     ok = all(r.status != "FAIL" for r in results)
     if args.json:
         emit({"mode": "quick" if args.quick else "full", "seed": args.seed, "seconds": total,
-              "rows": [{k: v for k, v in r.to_dict().items() if k != "details"} for r in results],
+              "rows": [_row(r) for r in results],
               "records": paths}, True, "")
     else:
         text = [format_table(results)]
@@ -149,7 +166,7 @@ def _cmd_check(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("check", help="numerically check every claim (C1–C8) of THEORY.md",
+    p = subparsers.add_parser("check", help="numerically check every claim (C1–C8) of docs/THEORY.md",
                               description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer instances (CI; < 60 s)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")

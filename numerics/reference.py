@@ -5,7 +5,7 @@ force) so that a check compares two routes to the same number (:mod:`numerics.ap
 holds the ``theory`` side).
 
 * :func:`divergence`: ``D_f(P‖Q) = Σ q f(p/q)`` with ``0·f(0/0)=0``, ``q f(0+)`` for
-  ``p = 0`` and ``p f'(∞)`` for ``q = 0 < p`` (THEORY.md conventions).
+  ``p = 0`` and ``p f'(∞)`` for ``q = 0 < p`` (docs/THEORY.md conventions).
 * :func:`two_point_curve`: ``L_f(δ)`` over two-point pairs by bounded Brent search on the
   convex function ``q ↦ D_f((q+δ, 1−q−δ) ‖ (q, 1−q))`` plus both end points.
 * :func:`lower_hull`, :func:`tv_inverse_from_curve`: convex envelope and its inverse.

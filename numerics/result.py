@@ -1,4 +1,4 @@
-"""The row every check returns (one per claim of THEORY.md)."""
+"""The row every check returns (one per claim of docs/THEORY.md)."""
 from __future__ import annotations
 
 import dataclasses

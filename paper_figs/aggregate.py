@@ -1,8 +1,9 @@
 """Aggregation of reader rows (pure numpy; no schema knowledge, no plotting).
 
 Spread over seeds is the sample standard deviation (``ddof = 1``; 0 for one seed).
-PGR is computed per run, ``(acc_w2s − acc_weak) / (acc_ceiling − acc_weak)`` with that
-run's own weak and ceiling accuracies, then averaged over seeds.
+PGR is computed per run by the writer (:func:`w2sg.pgr.pgr`: ``(acc_w2s − acc_weak) /
+(acc_ceiling − acc_weak)`` with that run's own weak and ceiling accuracies; ``None`` when
+undefined), read from its record and averaged over seeds.
 """
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from w2sg.pgr import pgr  # the one implementation (re-exported here)
+
 __all__ = ["mean_std", "group", "summarize", "references", "noise_drop", "pgr"]
-
-
-def pgr(acc_w2s: float, acc_weak: float, acc_ceiling: float) -> float:
-    gap = acc_ceiling - acc_weak
-    return (acc_w2s - acc_weak) / gap if abs(gap) > 1e-12 else float("nan")
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float, int]:

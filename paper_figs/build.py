@@ -9,6 +9,7 @@ from pathlib import Path
 from . import (fig_bounds, fig_compare, fig_cost, fig_joint_range, fig_local, fig_main, fig_noise,
                fig_sample)
 from .common import FigureResult
+from w2sg.records import RecordSchemaError
 
 __all__ = ["FIGURES", "build_all", "figure_names"]
 
@@ -34,6 +35,8 @@ def build_all(root, only: list[str] | None = None) -> list[FigureResult]:
         t0 = time.perf_counter()
         try:
             res = mod.make(root, figdir)
+        except RecordSchemaError:  # refused, never a figure made without it
+            raise
         except Exception as exc:  # a plotting bug must not hide the other figures
             res = FigureResult(mod.NAME, mod.TITLE, "error", f"{type(exc).__name__}: {exc}",
                                summary={"traceback": traceback.format_exc(limit=4)})
@@ -49,6 +52,7 @@ def build_all(root, only: list[str] | None = None) -> list[FigureResult]:
         entries = {**old, **entries}
     ordered = [entries[n] for n in figure_names() if n in entries]
     tmp = figdir / ".index.json.tmp"
-    tmp.write_text(json.dumps(ordered, indent=1, default=str))
+    from w2sg.strict_json import dumps
+    tmp.write_text(dumps(ordered))
     tmp.replace(figdir / "index.json")
     return results

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def _root(out):
-    from experiments.records import results_root
+    from w2sg.records import results_root
     return results_root(out)
 
 
@@ -49,7 +49,19 @@ def _check_only(only):
             raise UsageError(f"unknown figure {o!r}; choose from: {', '.join(names)}")
 
 
-def _report(results, root: Path, seconds: float, as_json: bool) -> int:
+def _audit(root: Path, as_json: bool) -> list[str]:
+    """Every record under ``root`` the figures cannot use, each named on stderr; a record
+    of an unknown schema raises :class:`w2sg.records.RecordSchemaError` (one line, exit 2)."""
+    import sys
+    from .readers import audit
+    problems = audit(root)
+    for line in problems:
+        print(f"w2sg figs: unusable record (left out of the figures): {line}", file=sys.stderr)
+    return problems
+
+
+def _report(results, root: Path, seconds: float, as_json: bool, problems=()) -> int:
+    """Print the figure list; status 1 if a figure failed or a record was unusable."""
     from w2sg.output import emit
     lines = []
     for r in results:
@@ -60,13 +72,14 @@ def _report(results, root: Path, seconds: float, as_json: bool) -> int:
             lines.append(f"        {'':28s} note: {r.message}")
     lines.append(f"{sum(r.status == 'made' for r in results)} made, "
                  f"{sum(r.status == 'skipped' for r in results)} skipped, "
-                 f"{sum(r.status == 'error' for r in results)} errors in {seconds:.1f} s "
+                 f"{sum(r.status == 'error' for r in results)} errors, "
+                 f"{len(problems)} unusable records in {seconds:.1f} s "
                  f"(captions: {root / 'figures'}/*.txt)")
-    payload = {"root": str(root), "seconds": round(seconds, 2),
+    payload = {"root": str(root), "seconds": round(seconds, 2), "unusable_records": list(problems),
                "figures": [{k: v for k, v in r.to_dict().items() if k != "sources"} | {"n_sources": len(r.sources)}
                            for r in results]}
     emit(payload, as_json, "\n".join(lines))
-    return 1 if any(r.status == "error" for r in results) else 0
+    return 1 if problems or any(r.status == "error" for r in results) else 0
 
 
 def cmd_figs(args) -> int:
@@ -74,8 +87,9 @@ def cmd_figs(args) -> int:
     _check_only(args.only)
     root = _root(args.out)
     t0 = time.perf_counter()
+    problems = _audit(root, args.json)
     results = build_all(root, only=args.only)
-    return _report(results, root, time.perf_counter() - t0, args.json)
+    return _report(results, root, time.perf_counter() - t0, args.json, problems)
 
 
 # ----------------------------------------------------------------------------- reproduce
@@ -140,6 +154,9 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
         steps.append({"step": name, "status": status, "seconds": round(dt, 1)})
     log("[reproduce] w2sg figs")
     t0 = time.perf_counter()
+    problems = _audit(root, False)
+    if problems:
+        steps.append({"step": "records", "status": f"{len(problems)} unusable", "seconds": 0.0})
     results = build_all(root)
     steps.append({"step": "figs", "status": "ok", "seconds": round(time.perf_counter() - t0, 1)})
     return {"steps": steps, "figures": results}

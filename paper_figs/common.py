@@ -29,7 +29,7 @@ def skipped(name: str, title: str, message: str) -> FigureResult:
 
 
 def theory_source(what: str) -> str:
-    from experiments.records import code_version
+    from w2sg.records import code_version
     return f"computed from theory/ ({what}); code version {code_version()}"
 
 

@@ -46,7 +46,7 @@ def run_compare(root, baseline: str = "ce", metric: str = "acc") -> dict:
     order = {n: i for i, n in enumerate(losses)}
     table.sort(key=lambda r: (r["mode"], r["noise"], order[r["loss"]]))
     return {
-        "kind": "compare", "schema_version": 1, "baseline": baseline, "metric": metric,
+        "kind": "compare", "baseline": baseline, "metric": metric,
         "unit": "accuracy points (x100)" if metric == "acc" else "PGR",
         "pairing": "runs with equal (task, weak, seed, rest of the run config) within (mode, noise)",
         "confidence": CONFIDENCE,
@@ -60,15 +60,14 @@ def run_compare(root, baseline: str = "ce", metric: str = "acc") -> dict:
 
 def write_compare(root, payload: dict) -> Path:
     """Write ``payload`` atomically as strict JSON to ``<root>/compare/<metric>-vs-<baseline>.json``."""
-    from experiments.records import write_record
-    from w2sg.strict_json import plain
+    from w2sg.records import CompareRecord, write_record
     path = Path(root) / "compare" / f"{payload['metric']}-vs-{payload['baseline']}.json"
-    write_record(path, plain(payload))
+    write_record(path, CompareRecord(**{k: v for k, v in payload.items() if k not in ("kind", "record")}))
     return path
 
 
 def cmd_compare(args) -> int:
-    from experiments.records import results_root
+    from w2sg.records import results_root
     from w2sg.errors import UsageError
     from w2sg.output import emit
     from . import compare, style
@@ -84,8 +83,8 @@ def cmd_compare(args) -> int:
     lines.append(f"{payload['n_runs']} run records; {missing} missing pair member(s)"
                  + (" (listed under 'missing' with --json)" if missing else ""))
     if payload["unreadable"]:
-        lines.append(f"{len(payload['unreadable'])} unreadable record(s), not used (rerun `w2sg run` "
-                     f"after deleting them): " + ", ".join(payload["unreadable"]))
+        lines.append(f"{len(payload['unreadable'])} unusable record(s), not used (`w2sg run` "
+                     f"moves them aside and redoes them): " + "; ".join(payload["unreadable"]))
     lines.append(f"interval: {payload['ci']}; p: Wilcoxon signed-rank, Holm-adjusted over the table")
     n_max = max((r["n_pairs"] for r in payload["rows"]), default=0)
     if n_max < 6:

@@ -1,16 +1,20 @@
 """Run records → the tidy rows of :mod:`paper_figs.compare` (the one place that reads them).
 
-Schema read (``kind = "run"`` records of :mod:`experiments.runner`, ``kind = "llm-run"`` of
-:mod:`experiments.llm`): ``config.{task|data, weak, seed, loss, noise, finetune}``,
-``task``, ``metrics.acc``, ``metrics.pgr``.  ``mode`` is ``"finetune"`` when the run config has
-a ``finetune`` table (the whole encoder was trained), else ``"head"``; ``setting`` is the
-config hash of everything else in the run config, so runs of different sweeps are never paired.
+Reads the typed ``run`` and ``llm-run`` records (:mod:`w2sg.records`): ``task``, ``weak``,
+``seed``, ``loss``, ``noise``, ``metrics.acc``, ``metrics.pgr`` and ``config``.  ``mode`` is
+``"finetune"`` when the run config has a ``finetune`` table (the whole encoder was trained),
+else ``"head"``; ``setting`` is the config hash of everything else in the run config, so runs
+of different sweeps are never paired.  A record that cannot be used is named in
+``unreadable`` (one line: file and field); one of an unknown schema raises
+:class:`w2sg.records.RecordSchemaError`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
+
+from w2sg.records import (LlmRunRecord, RecordError, RecordSchemaError, RunRecord, config_hash,
+                          read_record)
 
 __all__ = ["RunTable", "tidy_runs"]
 
@@ -20,7 +24,7 @@ _PAIRED = ("kind", "task", "weak", "seed", "loss", "noise", "finetune")
 @dataclasses.dataclass
 class RunTable:
     """``rows``: tidy rows; ``sources``: their record paths (relative to the root);
-    ``unreadable``: records under ``runs/`` that do not parse or lack a field (named, not used)."""
+    ``unreadable``: one line per record under ``runs/`` that cannot be used (not used)."""
 
     rows: list[dict]
     sources: list[str]
@@ -30,28 +34,27 @@ class RunTable:
 def tidy_runs(root) -> RunTable:
     """One row ``{task, weak, seed, loss, noise, mode, setting, acc, pgr, source}`` per run
     record under ``<root>/runs`` (reference records are skipped: they are not students)."""
-    from experiments.records import config_hash
     root = Path(root)
     rows, sources, bad = [], [], []
     folder = root / "runs"
-    paths = sorted(p for p in folder.rglob("*.json") if not p.name.startswith(".")) if folder.exists() else []
+    paths = sorted(p for p in folder.rglob("*.json")
+                   if not any(part.startswith(".") for part in p.relative_to(folder).parts)) \
+        if folder.exists() else []
     for p in paths:
         rel = str(p.relative_to(root))
         try:
-            rec = json.loads(p.read_text())
-            if rec.get("kind") == "reference":
-                continue
-            cfg = rec["config"]
-            pgr = rec["metrics"].get("pgr")
-            row = {"task": str(rec.get("task", cfg.get("task"))), "weak": str(cfg["weak"]),
-                   "seed": int(cfg["seed"]), "loss": str(cfg["loss"]), "noise": float(cfg["noise"]),
-                   "mode": "finetune" if cfg.get("finetune") else "head",
-                   "setting": config_hash({k: v for k, v in cfg.items() if k not in _PAIRED}),
-                   "acc": float(rec["metrics"]["acc"]),
-                   "pgr": None if pgr is None else float(pgr), "source": rel}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            bad.append(rel)
+            rec = read_record(p)
+        except RecordSchemaError:
+            raise
+        except RecordError as exc:
+            bad.append(str(exc))
             continue
-        rows.append(row)
+        if not isinstance(rec, (RunRecord, LlmRunRecord)):
+            continue
+        cfg = rec.config
+        rows.append({"task": rec.task, "weak": rec.weak, "seed": rec.seed, "loss": rec.loss,
+                     "noise": rec.noise, "mode": "finetune" if cfg.get("finetune") else "head",
+                     "setting": config_hash({k: v for k, v in cfg.items() if k not in _PAIRED}),
+                     "acc": rec.metrics.acc, "pgr": rec.metrics.pgr, "source": rel})
         sources.append(rel)
     return RunTable(rows, sources, bad)

@@ -37,11 +37,10 @@ def make(root, figures_dir) -> FigureResult:
     c4 = checks.get("C4")
     c5 = checks.get("C5")
     p4 = readers.c4_points(c4) if c4 else []
-    p5 = readers.c5_points(c5) if c5 else []
     cex = readers.read_counterexamples(root)
     stored = [dict(r, stored=True) for r in cex]
-    p5_all = p5 + [r for r in stored if r.get("variant", "kl") == "kl"]
-    if (c5 or stored) and not p5:
+    p5_all = [r for r in stored if r["variant"] == "kl"]
+    if c5 or stored:  # the C5 record keeps no scatter: draw fresh random instances
         p5_all = random_c5_points() + p5_all
     if not p4 and not p5_all:
         return skipped(NAME, TITLE, f"no C4/C5 check records with instances under {root}/checks "
@@ -70,7 +69,7 @@ def make(root, figures_dir) -> FigureResult:
             summary["C4"] = {"instances": len(p4), "inside_interval": int(inside),
                              "median_tightness": float(np.median(tight)) if tight else None,
                              "median_radius": float(np.median([p["radius"] for p in p4])),
-                             "status": c4.get("status"), "worst_slack": c4.get("worst_slack")}
+                             "status": c4["status"], "worst_slack": c4["worst_slack"]}
             ax.set_xticks([])
             ax.set_xlabel("fitted synthetic instances, grouped by loss")
             ax.set_ylabel("error  E TV(F*, F)")
@@ -103,9 +102,9 @@ def make(root, figures_dir) -> FigureResult:
                 n_cex[g] = {"random_draws_failing": len(bad_r), "random_draws": sum(not p.get("stored") for p in pts),
                             "stored_counterexamples": len(bad_s)}
             summary["C5"] = {"points": len(p5_all), "counterexamples_by_generator": n_cex,
-                             "stored_same_f_counterexamples": sum(r.get("variant") == "same_f" for r in stored),
-                             "status": c5.get("status") if c5 else None,
-                             "worst_slack": c5.get("worst_slack") if c5 else None}
+                             "stored_same_f_counterexamples": sum(r["variant"] == "same_f" for r in stored),
+                             "status": c5["status"] if c5 else None,
+                             "worst_slack": c5["worst_slack"] if c5 else None}
             ax.set_xscale("symlog", linthresh=1e-3)
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_xlim(left=0)

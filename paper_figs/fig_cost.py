@@ -16,8 +16,8 @@ def step_times_from_runs(root) -> readers.ReadResult:
     runs = readers.read_runs(root)
     rows = [{"loss": r["loss"], "step_ms": 1e3 * r["train_s"] / r["steps"], "peak_mb": None,
              "device": "cpu", "source": r["source"]}
-            for r in runs if readers.finite(r.get("train_s")) and r.get("steps")]
-    return readers.ReadResult(rows, dict.fromkeys(r["source"] for r in rows), 0, runs.folder)
+            for r in runs if readers.finite(r["train_s"]) and r["steps"]]
+    return readers.ReadResult(rows, dict.fromkeys(r["source"] for r in rows), runs.problems, runs.folder)
 
 
 def make(root, figures_dir) -> FigureResult:

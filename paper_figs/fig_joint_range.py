@@ -82,9 +82,9 @@ def make(root, figures_dir) -> FigureResult:
     note = ""
     if c3:
         note = (f"Numerical check of this curve (w2sg check, {'quick' if c3.get('quick') else 'full'}): "
-                f"C3 {c3.get('status')}, worst slack {c3.get('worst_slack')}.")
+                f"C3 {c3['status']}, worst slack {c3['worst_slack']}.")
         caption += " " + note
         sources.append(c3["source"])
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", note if c3 and c3.get("status") == "FAIL" else "", files(paths),
-                        sources, {"bounds": summary, "c3_check": {k: c3.get(k) for k in ("status", "worst_slack", "source")} if c3 else None})
+                        sources, {"bounds": summary, "c3_check": {k: c3[k] for k in ("status", "worst_slack", "source")} if c3 else None})

@@ -27,7 +27,7 @@ def shrink(src: Path, dest: Path, width: int = 1000) -> int:
 
 
 def main(argv=None) -> int:
-    from experiments.records import results_root
+    from w2sg.records import results_root
     ap = argparse.ArgumentParser(prog="python3 -m paper_figs.gallery", description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     ap.add_argument("--dest", default=str(Path(__file__).resolve().parent.parent / "docs" / "figures"))

@@ -2,7 +2,7 @@
 
 One sympy expression per generator is the single source of every formula; numpy and
 torch functions are generated from it (:mod:`theory.codegen`, :mod:`fdiv_torch.codegen`).  Conventions follow
-``shared/THEORY.md``: ``D_f(P‖Q) = Σ q f(p/q)`` with the strong model first.
+``docs/THEORY.md``: ``D_f(P‖Q) = Σ q f(p/q)`` with the strong model first.
 """
 from .parsing import GeneratorError, L, T, U, parse_generator
 from .generators import NAMED, PAPER_LOSSES, Generator, get_generator, named_generators

@@ -1,4 +1,4 @@
-"""Quantities derived symbolically from a generator ``f`` (``THEORY.md`` C1, C2, C6, C7).
+"""Quantities derived symbolically from a generator ``f`` (``docs/THEORY.md`` C1, C2, C6, C7).
 
 All functions take a :class:`theory.generators.Generator` and are cached.
 

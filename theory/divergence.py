@@ -1,4 +1,4 @@
-"""Numeric ``D_f(P‖Q)`` for any generator, with the conventions of ``THEORY.md``.
+"""Numeric ``D_f(P‖Q)`` for any generator, with the conventions of ``docs/THEORY.md``.
 
 ``D_f(P‖Q) = Σ_c q_c f(p_c/q_c)`` with ``0·f(0/0) = 0``, ``q f(0/q) = q f(0+)`` and, for
 ``q_c = 0 < p_c``, ``p_c f'(∞)``.  The generator is evaluated through the function

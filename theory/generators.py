@@ -1,6 +1,6 @@
 """The registry of f-divergence generators and the :class:`Generator` type.
 
-Convention (``../shared/THEORY.md``): ``D_f(P‖Q) = Σ_c q_c f(p_c / q_c)`` with the
+Convention (``docs/THEORY.md``): ``D_f(P‖Q) = Σ_c q_c f(p_c / q_c)`` with the
 strong model first, ``D_f(S‖W)``.  Every named generator below is the single
 symbolic source of its divergence; numpy and torch functions are generated from it
 (:mod:`theory.codegen`).

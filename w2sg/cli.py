@@ -2,7 +2,9 @@
 
 A subcommand module exposes ``register(subparsers)``; it adds parsers whose
 ``func(args) -> int`` does the work.  Errors a user can fix raise :class:`UsageError`
-(or ``theory.GeneratorError``): they print one line and exit with status 2.
+(or ``theory.GeneratorError``): they print one line and exit with status 2.  A stored
+record that cannot be used (:class:`w2sg.records.RecordError`) prints its one-line message
+(file and field) and exits with status 2 too.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 
 from .errors import UsageError
 from .output import emit
+from .records import RecordError
 
 __all__ = ["main", "build_parser", "emit", "UsageError", "typed_values"]
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from theory.parsing import GeneratorError
     try:
         return int(args.func(args) or 0)
-    except (UsageError, GeneratorError) as exc:
+    except (UsageError, GeneratorError, RecordError) as exc:
         print(f"w2sg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

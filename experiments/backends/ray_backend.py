@@ -5,7 +5,7 @@ calls the same job function as the local backend (:func:`experiments.runner.run_
 passed in by the caller, after :func:`experiments.runner.init_worker`), so
 records, paths and resume semantics are unchanged: the driver decides what is still to
 do from the records on disk, and every task writes its own record atomically
-(atomically), so a task that dies mid-run leaves no
+(:func:`w2sg.records.write_record`), so a task that dies mid-run leaves no
 record.  A task whose *worker process* dies (killed, out of memory, node lost) is
 retried by Ray (``max_retries``, default 3); a task that raises is not retried, and all
 failures are reported together at the end (the other runs' records are kept: rerunning

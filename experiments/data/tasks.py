@@ -36,7 +36,7 @@ __all__ = ["Task", "TASKS", "build_task", "task_names", "parse_task", "DEFAULT_S
 TASKS = ("fortunes_pairs", "vader_pairs", "vader_cls")
 DEFAULT_VADER = "movie"
 #: Default split sizes: 300 ground-truth labels for the weak model (widens the weak–ceiling
-#: gap, see shared/OFFLINE_DATA.md), ``test`` examples held out, the rest is ``student``.
+#: gap, see docs/DATA.md), ``test`` examples held out, the rest is ``student``.
 DEFAULT_SIZES = {"weak_gt": 300, "test": 800, "val_frac": 0.2}
 DEFAULT_POOL = {"fortunes_pairs": 4800, "vader_pairs": 4000, "vader_cls": 4000}
 

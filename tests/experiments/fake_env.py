@@ -33,7 +33,7 @@ def install() -> None:
     original = R.execute_run
 
     def execute_run(config, root=None, write=True):
-        from experiments.records import config_hash
+        from w2sg.records import config_hash
         if config.get("loss") == os.environ.get("W2SG_TEST_HANG_LOSS"):
             marker = Path(hang_dir) / f"{config_hash(config)}.pid"
             try:
@@ -43,7 +43,7 @@ def install() -> None:
             else:
                 os.write(fd, str(os.getpid()).encode())
                 os.close(fd)
-                time.sleep(60)  # killed here by the test
+                time.sleep(300)  # killed here by the test
         return original(config, root, write)
 
     R.execute_run = execute_run

@@ -164,19 +164,22 @@ def test_finetuned_records_and_kl_equals_ce(tiny_encoder, monkeypatch, tmp_path)
     refs, runs = R.expand(sweep)
     assert len(refs) == 1 and len(runs) == 2
     recs = {c["loss"]: R.execute_run(c, tmp_path) for c in runs}
-    ref = json.loads(R.reference_path(runs[0], tmp_path).read_text())
-    assert ref["ceiling"]["acc"] >= 0.85 and ref["train_info"]["ceiling"]["device"] == "cpu"
-    assert 0.6 < ref["weak"]["acc"] < 0.95
+    from w2sg.records import read_record
+    ref = read_record(R.reference_path(runs[0], tmp_path))
+    assert ref.baselines.ceiling.acc >= 0.85 and ref.train_info["ceiling"]["device"] == "cpu"
+    assert 0.6 < ref.baselines.weak.acc < 0.95
     ce, kl = recs["ce"], recs["kl"]
     for rec in (ce, kl):
-        assert rec["config"]["finetune"] == FT
-        assert rec["metrics"]["acc"] > ref["weak"]["acc"] - 0.1 and rec["metrics"]["acc"] >= 0.7
-        assert np.isfinite(rec["metrics"]["pgr"]) and rec["metrics"]["agreement_weak_labels_train"] is None
-        assert rec["train_info"]["n_flipped"] == round(0.1 * 240)  # flips over the whole student split
-        assert rec["train_info"]["steps"] == 3 * 12
-    assert kl["metrics"]["acc"] == ce["metrics"]["acc"]
-    assert kl["metrics"]["auroc"] == pytest.approx(ce["metrics"]["auroc"], abs=1e-6)
-    assert kl["train_info"]["val_acc"] == ce["train_info"]["val_acc"]
+        assert rec.config["finetune"] == FT
+        assert rec.metrics.acc > ref.baselines.weak.acc - 0.1 and rec.metrics.acc >= 0.7
+        assert np.isfinite(rec.metrics.pgr) and rec.metrics.agreement_weak_labels_train is None
+        assert rec.train_info["n_flipped"] == round(0.1 * 240)  # flips over the whole student split
+        assert rec.train_info["steps"] == 3 * 12
+        again = read_record(R.run_path(rec.config, tmp_path))  # the stored record reads back
+        assert again.metrics.acc == rec.metrics.acc
+    assert kl.metrics.acc == ce.metrics.acc
+    assert kl.metrics.auroc == pytest.approx(ce.metrics.auroc, abs=1e-6)
+    assert kl.train_info["val_acc"] == ce.train_info["val_acc"]
     rows = read_runs(tmp_path)  # figures group fine-tuned runs into their own panel
     assert len(rows) == 2 and all(r["finetune"] and r["pair"].endswith(FINETUNED_SUFFIX) for r in rows)
 

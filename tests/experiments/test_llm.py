@@ -75,9 +75,16 @@ def test_tiny_gpt2_features_and_sweep(tiny_lm, pairs_jsonl, tmp_path):
                          max_length=16, train={"steps": 40})
     assert len(recs) == 4
     for r in recs:
-        assert 0 <= r["metrics"]["acc"] <= 1 and r["config"]["device"] == "cpu"
+        assert 0 <= r.metrics.acc <= 1 and r.config["device"] == "cpu"
     files = list((tmp_path / "out" / "runs" / "llm").rglob("*.json"))
     assert len(files) == 4
+    from w2sg.pgr import pgr
+    from w2sg.records import LlmRunRecord, read_record
+    stored = sorted((read_record(f, LlmRunRecord) for f in files), key=lambda r: (r.loss, r.noise))
+    assert stored == sorted(recs, key=lambda r: (r.loss, r.noise))  # what was returned was written
+    for r in stored:  # the stored PGR is the formula applied to the stored accuracies
+        want = pgr(r.metrics.acc, r.reference.weak.acc, r.reference.ceiling.acc)
+        assert r.metrics.pgr == pytest.approx(want) if r.metrics.pgr is not None else want != want
     again = run_llm_sweep(tiny_lm[0], tiny_lm[1], str(pairs_jsonl), ["ce", "hellinger"], [0.0, 0.2],
                           seeds=1, root=tmp_path / "out", device="cpu", n_weak=12, n_test=16,
                           max_length=16, train={"steps": 40})

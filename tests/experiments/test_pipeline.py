@@ -106,9 +106,11 @@ def test_resume_skips_finished_runs(tmp_path, fake_features):
     # an interrupted sweep: one record missing, a stray temp file from a killed write
     victim = run_path(runs[0], tmp_path)
     victim.unlink()
-    (victim.parent / f".{victim.name}.abc.tmp").write_text("{half")
+    stray = victim.parent / f".{victim.name}.abc.tmp"
+    stray.write_text("{half")
     second = run_sweep(sweep, tmp_path, workers=1, quiet=True)
     assert second["executed"] == 1 and second["skipped"] == 4  # 1 reference + 3 runs
+    assert not stray.exists()  # cleaned when the sweep started
     for r in runs[1:]:
         assert run_path(r, tmp_path).stat().st_mtime_ns == stamps[str(run_path(r, tmp_path))]
     rec = json.loads(victim.read_text())
@@ -124,7 +126,7 @@ def test_execute_run_is_self_contained(tmp_path, fake_features):
     rec = execute_run(runs[1], tmp_path)  # computes and stores its reference first
     assert reference_path(runs[1], tmp_path).exists()
     assert reference_path(runs[1], tmp_path).with_suffix(".npz").exists()
-    assert rec["noise"] == runs[1]["noise"] and rec["loss"] == runs[1]["loss"]
+    assert rec.noise == runs[1]["noise"] and rec.loss == runs[1]["loss"]
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -38,8 +38,17 @@ def test_records_for_figures(tmp_path, quick):
     rec = json.loads(files[0].read_text())
     assert "search_seed" in rec and "instance" in rec
     assert recheck(rec)["fails"]
-    curves = json.loads((tmp_path / "checks" / "c3_curves.json").read_text())["curves"]
+    from w2sg.records import CheckDataRecord, CheckRecord, read_record
+    data = lambda name: read_record(tmp_path / "checks" / name, CheckDataRecord).data
+    curves = data("c3_curves.json")["curves"]
     assert len(curves["kl"]["delta"]) == len(curves["kl"]["L"])
-    assert json.loads((tmp_path / "checks" / "c4_slacks.json").read_text())["instances"]
-    cells = json.loads((tmp_path / "checks" / "c6_coverage.json").read_text())["cells"]
+    assert data("c4_slacks.json")["instances"]
+    cells = data("c6_coverage.json")["cells"]
     assert all(c["coverage"] >= 1 - c["delta"] for c in cells)
+    # every file the real checks wrote is a valid typed record in strict JSON
+    from paper_figs.readers import audit
+    assert audit(tmp_path) == []
+    for p in (tmp_path / "checks").rglob("*.json"):
+        json.loads(p.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    c4 = read_record(tmp_path / "checks" / "C4.json", CheckRecord)
+    assert c4.claim == "C4" and c4.mode == "quick" and c4.instances == res[2].instances

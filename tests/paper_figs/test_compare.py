@@ -163,10 +163,10 @@ def test_missing_pair_is_reported(root):
 
 def test_finetune_records_form_their_own_mode(root):
     """A run config with a ``finetune`` table (as ``w2sg run --finetune`` writes) is its own group."""
-    from experiments.records import write_record
+    from w2sg.records import RunRecord, read_record, write_record
     for p in list((root / "runs" / "fortunes_pairs").rglob("noise0-*.json")):
-        rec = json.loads(p.read_text())
-        rec["config"]["finetune"] = {"epochs": 1, "lr": 3e-5, "batch_size": 16, "max_length": 64}
+        rec = read_record(p, RunRecord)
+        rec.config["finetune"] = {"epochs": 1, "lr": 3e-5, "batch_size": 16, "max_length": 64}
         write_record(p.with_name("ft-" + p.name), rec)
     runs = tidy_runs(root)
     table = compare.compare(runs.rows)

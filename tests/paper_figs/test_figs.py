@@ -41,20 +41,21 @@ def test_reader_rows(root):
     assert all(s.startswith("runs/") for s in rows.sources)
 
 
-def test_reader_skips_bad_records(tmp_path):
+def test_reader_names_bad_records(tmp_path):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "broken.json").write_text("{not json")
-    (tmp_path / "runs" / "other.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "runs" / "other.json").write_text(json.dumps({"kind": "run", "schema": 2}))
     rows = readers.read_runs(tmp_path)
     assert len(rows) == 0 and rows.skipped == 2
+    broken, other = rows.problems
+    assert "runs/broken.json" in broken and "not valid JSON" in broken
+    assert "runs/other.json" in other and "field 'code_version': missing" in other
 
 
-def test_pgr_computed_when_absent(tmp_path):
-    from experiments.records import write_record
-    write_record(tmp_path / "runs" / "a.json", {"task": "t", "loss": "ce", "noise": 0, "seed": 0,
-                                                "acc": 0.7, "weak_acc": 0.6, "ceiling_acc": 0.8})
-    (row,) = readers.read_runs(tmp_path)
-    assert row["pgr"] == pytest.approx(0.5)
+def test_stored_pgr_is_the_formula(root):
+    rows = readers.read_runs(root)
+    for r in rows:  # the writer's PGR, read back, equals (acc − weak)/(ceiling − weak)
+        assert r["pgr"] == pytest.approx((r["acc"] - r["weak_acc"]) / (r["ceiling_acc"] - r["weak_acc"]))
 
 
 def test_mean_std_and_pgr_by_hand(root):
@@ -111,11 +112,13 @@ def test_build_all_writes_every_figure_with_captions(root):
         for ext in ("png", "pdf", "txt"):
             assert (root / "figures" / f"{name}.{ext}").stat().st_size > 0
     cap = (root / "figures" / "main_accuracy_vs_noise.txt").read_text()
-    assert "runs/toy_task-ce-0.0-0.json" in cap and "Made from" in cap
+    from experiments.runner import run_path
+    ce0 = next(c for c in syn.expand(syn.sweep())[1] if (c["loss"], c["noise"], c["seed"]) == ("ce", 0.0, 0))
+    assert str(run_path(ce0, root).relative_to(root)) in cap and "Made from" in cap
     assert "checks/C4.json" in (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
-    assert "checks/counterexamples/c5-pearson-7.json" in \
+    assert "checks/counterexamples/c5_pearson_kl_s7_0.json" in \
         (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
-    assert "bench/bench-20261129T000000Z.json" in (root / "figures" / "cost_per_step.txt").read_text()
+    assert f"bench/{syn.BENCH_NAME}" in (root / "figures" / "cost_per_step.txt").read_text()
     assert "theory/" in (root / "figures" / "c3_joint_range.txt").read_text()
     # the main figure plots the losses in the paper's legend order
     assert fig_main.compute(readers.read_runs(root))["losses"] == ["ce", "kl", "pearson", "reverse_kl"]
@@ -166,3 +169,26 @@ def test_reproduce_cli_skip_runs(root, capsys):
     assert main(["reproduce", "--out", str(root), "--skip-runs", "--quick"]) == 0
     text = capsys.readouterr().out
     assert "reused" in text and f"{len(figure_names())} made" in text
+
+
+def test_figs_names_a_garbled_record_and_exits_nonzero(root, capsys):
+    from w2sg.cli import main
+    victim = syn.write_runs(root)[3]
+    victim.write_text(victim.read_text()[:100])
+    rc = main(["figs", "--out", str(root), "--only", "main_accuracy_vs_noise"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert str(victim) in err and "not valid JSON" in err
+    assert "1 unusable records" in out
+    index = json.loads((root / "figures" / "index.json").read_text())
+    assert index[0]["status"] == "made"  # the other records still make the figure
+
+
+def test_figs_refuses_an_unknown_schema_in_one_line(root, capsys):
+    from w2sg.cli import main
+    victim = syn.write_runs(root)[0]
+    victim.write_text(victim.read_text().replace('"schema": 2', '"schema": 7'))
+    assert main(["figs", "--out", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(victim) in err and "schema" in err
+    assert "Traceback" not in err

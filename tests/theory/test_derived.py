@@ -9,7 +9,7 @@ from theory.derived import (disagreement_pull, dual, f2_at_1, f_at_0, fprime_at_
                             is_symmetric, max_value, to_float)
 from theory.divergence import divergence
 
-# f''(1) and C7 pulls worked out by hand (THEORY.md table and C7)
+# f''(1) and C7 pulls worked out by hand (docs/THEORY.md table and C7)
 F2 = {"kl": 1, "reverse_kl": 1, "pearson": 2, "neyman": 2, "hellinger": sp.Rational(1, 2),
       "js": sp.Rational(1, 4), "jeffreys": 2, "tv": None}
 PULL = {"kl": -1, "jeffreys": -1, "reverse_kl": 0, "pearson": 0, "hellinger": 0, "js": 0,

@@ -1,0 +1,112 @@
+"""Resume never trusts a record unchecked: invalid run records and reference artefacts are
+moved aside, named on the console and redone (with the same metrics); stale temp files go."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from w2sg.records import ReferenceRecord, RunRecord, file_sha256, read_record
+
+from .test_pipeline import _sweep
+
+
+@pytest.fixture
+def swept(tmp_path, fake_features):
+    from experiments.runner import expand, run_sweep
+    sweep = _sweep()
+    info = run_sweep(sweep, tmp_path, workers=1, quiet=True)
+    assert info["executed"] == 5
+    refs, runs = expand(sweep)
+    return sweep, tmp_path, refs, runs
+
+
+def _aside(path):
+    return sorted(path.parent.glob(f"{path.name}.corrupt-*"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble", "other_config", "old_schema"])
+def test_invalid_run_record_is_moved_aside_and_redone(swept, capsys, damage):
+    from experiments.runner import run_path, run_sweep
+    sweep, root, _, runs = swept
+    victim = run_path(runs[2], root)
+    before = read_record(victim, RunRecord)
+    text = victim.read_text()
+    if damage == "truncate":
+        victim.write_text(text[: len(text) // 2])
+    elif damage == "garble":
+        data = json.loads(text)
+        del data["metrics"]["acc"]
+        victim.write_text(json.dumps(data))
+    elif damage == "other_config":
+        data = json.loads(text)
+        data["config_hash"] = "0" * 16
+        victim.write_text(json.dumps(data))
+    else:
+        data = json.loads(text)
+        del data["schema"]
+        victim.write_text(json.dumps(data))
+    capsys.readouterr()
+    second = run_sweep(sweep, root, workers=1, quiet=True)
+    assert second["executed"] == 1 and second["skipped"] == 4
+    err = capsys.readouterr().err
+    assert str(victim) in err and "redoing" in err  # named even with quiet=True
+    (moved,) = _aside(victim)
+    assert moved.read_text() != victim.read_text()
+    after = read_record(victim, RunRecord)
+    assert after.metrics == before.metrics and after.reference == before.reference  # same numbers
+
+
+def test_corrupt_reference_npz_is_detected_and_redone(swept, capsys):
+    from experiments.runner import check_reference_record, reference_path, run_sweep
+    sweep, root, refs, runs = swept
+    path = reference_path(refs[0], root)
+    npz = path.with_suffix(".npz")
+    rec = read_record(path, ReferenceRecord)
+    assert rec.arrays == npz.name and rec.arrays_sha256 == file_sha256(npz)
+    with np.load(npz) as z:
+        good = {k: z[k] for k in z.files}
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: np.load may still succeed
+    npz.write_bytes(bytes(data))
+    capsys.readouterr()
+    second = run_sweep(sweep, root, workers=1, quiet=True)
+    assert second["executed"] == 1  # the reference; its runs hold their own baselines
+    err = capsys.readouterr().err
+    assert str(path) in err and "arrays_sha256" in err
+    assert len(_aside(npz)) == 1 and len(_aside(path)) == 1
+    again = check_reference_record(refs[0], root)
+    assert again.baselines == rec.baselines and again.arrays_sha256 == rec.arrays_sha256
+    with np.load(npz) as z:
+        for k, v in good.items():
+            np.testing.assert_array_equal(z[k], v)
+
+
+def test_missing_npz_is_redone(swept, capsys):
+    from experiments.runner import reference_path, run_sweep
+    sweep, root, refs, _ = swept
+    reference_path(refs[0], root).with_suffix(".npz").unlink()
+    assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
+    assert "is missing" in capsys.readouterr().err
+
+
+def test_leftover_temp_files_are_cleaned_at_start(swept):
+    from experiments.runner import reference_path, run_path, run_sweep
+    sweep, root, refs, runs = swept
+    stale = [run_path(runs[0], root).parent / f".{run_path(runs[0], root).name}.xyz.tmp",
+             reference_path(refs[0], root).with_name(".seed0-abc.999.tmp.npz")]
+    for s in stale:
+        s.write_text("{half")
+    assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 0
+    assert not any(s.exists() for s in stale)
+
+
+def test_summarize_refuses_a_bad_record_by_name(swept):
+    from experiments.runner import run_path, summarize
+    from w2sg.records import RecordError
+    sweep, root, _, runs = swept
+    victim = run_path(runs[0], root)
+    victim.write_text("{")
+    with pytest.raises(RecordError, match=str(victim)):
+        summarize(sweep, root)

@@ -1,0 +1,607 @@
+"""Typed, versioned result records: one dataclass per kind, strict JSON, atomic writes.
+
+A leaf module: the standard library and :mod:`w2sg.strict_json` only (nothing else of the
+toolkit), so every package (and any outside script) can read records without torch.
+
+Kinds (the ``kind`` field) and where :func:`results_root` keeps them::
+
+    run            runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   RunRecord
+    reference      runs/reference/<task>/<weak>/seed<S>-<hash>.json (+ .npz) ReferenceRecord
+    llm-run        runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json  LlmRunRecord
+    check          checks/C<k>.json                                        CheckRecord
+    check-summary  checks/summary.json                                     CheckSummaryRecord
+    check-data     checks/c3_curves.json, c4_slacks.json, c6_coverage.json CheckDataRecord
+    counterexample checks/counterexamples/c5_*.json                        CounterexampleRecord
+    bench          bench/bench-<UTC stamp>[-quick].json                    BenchRecord
+    compare        compare/<metric>-vs-<baseline>.json                     CompareRecord
+    (figures/      PNG + PDF + caption per figure, ``w2sg figs``)
+
+Schema versions (the integer ``schema`` field of every kind):
+
+* ``1`` — the untyped records written before this module existed (they have no ``schema``
+  field; ``NaN`` literals, duplicated ``weak``/``weak_model``).  They are **refused**, not
+  upgraded: :func:`parse_record` raises :class:`RecordError` saying which command rewrites
+  them (``w2sg run`` moves an invalid run/reference record aside and recomputes it).
+* ``2`` — :data:`SCHEMA`, the dataclasses below.  Values are strict JSON: a quantity that
+  is undefined or non-finite is ``null``, with a reason field where a reader needs one
+  (``pgr`` / ``pgr_undefined``, ``worst_slack`` / ``worst_slack_nonfinite``).
+
+Readers call :func:`read_record` (or :func:`parse_record`) and read fields of the returned
+dataclass, never alternatives; anything else — unparsable JSON, an unknown ``schema``, a
+wrong ``kind``, a missing field or one of the wrong type — raises :class:`RecordError`,
+whose one-line message names the file and the field.  Free-form sub-objects (a run's
+``config``, ``splits``, ``train_info``; a check's ``details``; the bench sections) are typed
+``dict`` and documented where they are written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .strict_json import dumps, plain
+
+__all__ = ["to_plain", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
+           "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
+           "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
+           "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CompareRecord", "KINDS", "Record",
+           "results_root", "config_hash", "code_version", "file_sha256", "write_record",
+           "read_record", "parse_record", "student_metrics", "worst_slack_fields",
+           "PGR_UNDEFINED", "clean_temp_files", "move_aside"]
+
+#: The schema version every record written by this code carries.
+SCHEMA = 2
+
+#: ``pgr_undefined`` when the ceiling and the weak supervisor have the same accuracy.
+PGR_UNDEFINED = "ceiling accuracy equals weak accuracy (no gap to recover)"
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; the message is one line naming the file and the field."""
+
+    def __init__(self, path, field: str | None, problem: str):
+        self.path, self.field, self.problem = str(path), field, problem
+        where = f"{self.path}: field '{field}'" if field else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class RecordSchemaError(RecordError):
+    """A record of an unknown ``schema`` version (including unversioned, older records)."""
+
+
+# ----------------------------------------------------------------------------- kinds
+@dataclass
+class WeakMetrics:
+    """The weak supervisor on the test split (``auroc`` null with one class), and its
+    accuracy on the student split it labels."""
+    acc: float
+    auroc: Optional[float]
+    ece: float
+    acc_student_split: float
+
+
+@dataclass
+class CeilingMetrics:
+    """The strong ceiling (trained on ground truth) on the test split; ``agreement_weak``:
+    fraction of test predictions equal to the weak supervisor's."""
+    acc: float
+    auroc: Optional[float]
+    ece: float
+    agreement_weak: float
+
+
+@dataclass
+class Baselines:
+    """Weak supervisor and strong ceiling of one (task, weak model, seed); ``gap`` =
+    ceiling acc − weak acc."""
+    weak: WeakMetrics
+    ceiling: CeilingMetrics
+    gap: float
+
+
+@dataclass
+class StudentMetrics:
+    """The W2S student on the test split.  ``pgr`` = (acc − weak acc)/(ceiling acc − weak
+    acc) (:func:`w2sg.pgr.pgr`), null with ``pgr_undefined`` saying why when there is no gap.
+    ``agreement_weak``: test predictions equal to the weak supervisor's;
+    ``agreement_weak_labels_train``: train predictions equal to the (noisy) weak labels (null
+    when fine-tuning: it would cost a pass over the train split);
+    ``acc_on_flipped_train``: accuracy on the flipped train examples (null when none were
+    flipped, or when fine-tuning); ``noisy_label_acc_train``: accuracy of the noisy labels."""
+    acc: float
+    auroc: Optional[float]
+    ece: float
+    pgr: Optional[float]
+    pgr_undefined: Optional[str]
+    agreement_weak: float
+    agreement_weak_labels_train: Optional[float]
+    acc_on_flipped_train: Optional[float]
+    noisy_label_acc_train: float
+
+
+@dataclass
+class RunTimings:
+    train_s: float
+    total_s: float
+
+
+@dataclass
+class ReferenceTimings:
+    weak_s: float
+    ceiling_s: float
+    features_s: float
+    total_s: float
+
+
+@dataclass(kw_only=True)
+class _Header:
+    """Fields every record has: ``kind``, ``schema``, ``code_version`` (``git describe``)
+    and ``written_at`` (UTC, ISO 8601)."""
+    kind: str
+    schema: int = SCHEMA
+    code_version: str = ""
+    written_at: str = ""
+
+
+@dataclass(kw_only=True)
+class RunRecord(_Header):
+    """One W2S run (``w2sg run``; :func:`experiments.runner.execute_run`).
+
+    ``config``: the run config (kind, task, weak, strong, seed, pool, sizes, max_length,
+    train, weak_train, loss, noise[, finetune]); ``config_hash`` = :func:`config_hash` of it.
+    ``weak``/``strong``: model names.  ``smoothing``: the weak-label smoothing ε of the
+    loss (``config["train"]["smoothing"]``).  ``reference``: the baselines copied from the
+    reference record at ``reference_record`` (path relative to the results root).
+    ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
+    n_flipped (or finetune settings)."""
+    kind: str = "run"
+    config: dict
+    config_hash: str
+    task: str
+    weak: str
+    strong: str
+    loss: str
+    noise: float
+    seed: int
+    smoothing: float
+    metrics: StudentMetrics
+    reference: Baselines
+    reference_record: str
+    ceiling_split: str
+    splits: dict
+    train_info: dict
+    timings: RunTimings
+
+
+@dataclass(kw_only=True)
+class ReferenceRecord(_Header):
+    """Weak supervisor + strong ceiling of one (task, weak, seed)
+    (:func:`experiments.runner.execute_reference`).  ``arrays``: file name of the ``.npz``
+    next to the record (the weak soft labels ``weak_student``, ``weak_test``) and
+    ``arrays_sha256`` its content hash (checked before the arrays are used)."""
+    kind: str = "reference"
+    config: dict
+    config_hash: str
+    task: str
+    weak: str
+    strong: str
+    seed: int
+    smoothing: float
+    baselines: Baselines
+    ceiling_split: str
+    splits: dict
+    train_info: dict
+    timings: ReferenceTimings
+    arrays: str
+    arrays_sha256: str
+
+
+@dataclass(kw_only=True)
+class LlmRunRecord(_Header):
+    """One run of the LLM path (:func:`experiments.llm.run_llm_sweep`): like a run, but
+    the baselines are computed in the same process (no reference record) and ``data`` names
+    the preference-pair source."""
+    kind: str = "llm-run"
+    config: dict
+    config_hash: str
+    task: str
+    weak: str
+    strong: str
+    data: str
+    loss: str
+    noise: float
+    seed: int
+    metrics: StudentMetrics
+    reference: Baselines
+    ceiling_split: str
+    splits: dict
+    train_info: dict
+    timings: RunTimings
+
+
+@dataclass
+class CheckRow:
+    """One claim's check result (``numerics.result.CheckResult`` without details).
+    ``worst_slack`` null when non-finite, with ``worst_slack_nonfinite`` = ``"inf"``,
+    ``"-inf"`` or ``"nan"``."""
+    claim: str
+    instances: int
+    worst_slack: Optional[float]
+    worst_slack_nonfinite: Optional[str]
+    status: str
+    seconds: float
+
+
+@dataclass(kw_only=True)
+class CheckRecord(_Header, CheckRow):
+    """``checks/C<k>.json``: one claim's row plus its claim-specific ``details``.
+    ``mode``: ``"quick"`` or ``"full"``; ``seed``: the check's seed."""
+    kind: str = "check"
+    mode: str
+    seed: int
+    details: dict
+
+
+@dataclass(kw_only=True)
+class CheckSummaryRecord(_Header):
+    """``checks/summary.json``: every claim's row of one ``w2sg check``."""
+    kind: str = "check-summary"
+    mode: str
+    seed: int
+    rows: list[CheckRow]
+
+
+@dataclass(kw_only=True)
+class CheckDataRecord(_Header):
+    """Bulky data of one claim's check (C3 curves, C4 slacks, C6 coverage) in ``data``."""
+    kind: str = "check-data"
+    mode: str
+    seed: int
+    claim: str
+    name: str
+    data: dict
+
+
+@dataclass(kw_only=True)
+class CounterexampleRecord(_Header):
+    """One stored C5 counterexample: ``gain`` = E D(F*‖F_w) − E D(F*‖F̂), ``misfit`` =
+    E D(F̂‖F_w) (the inequality claims gain ≥ misfit) for ``generator`` and ``variant``
+    (``same_f`` or ``kl``); ``instance`` re-checkable with ``numerics.checks.c5.recheck``;
+    ``search``: how it was found (origin, draw, violation, gaps, …)."""
+    kind: str = "counterexample"
+    mode: str
+    seed: int
+    claim: str
+    generator: str
+    variant: str
+    search_seed: int
+    index: int
+    instance: dict
+    gain: float
+    misfit: float
+    search: dict
+
+
+@dataclass(kw_only=True)
+class BenchRecord(_Header):
+    """``w2sg bench`` (:func:`experiments.bench.run_bench`): ``machine`` (cpus, torch,
+    threads, …), ``method`` (text) and one section per part measured (null if not run):
+    ``kernels.shapes[].rows[]`` {loss, variant, ratio_cpu, cpu{median_ms}, …},
+    ``training.rows[]`` {loss, epoch_ms_wall, epoch_ms_cpu, peak_mib, …}, ``scaling``,
+    ``curve``."""
+    kind: str = "bench"
+    quick: bool
+    what: list[str]
+    machine: dict
+    method: str
+    elapsed_s: float
+    kernels: Optional[dict] = None
+    training: Optional[dict] = None
+    scaling: Optional[dict] = None
+    curve: Optional[dict] = None
+
+
+@dataclass(kw_only=True)
+class CompareRecord(_Header):
+    """``w2sg compare`` (:mod:`paper_figs.compare_cli`): paired differences of each loss to
+    ``baseline`` in ``metric`` (``acc`` in points ×100, or ``pgr``).  ``rows[]``: loss, noise,
+    mode, n_pairs, mean_diff, ci_low, ci_high, p_value, p_holm, n_missing, missing, verdict,
+    significant, …; ``sources``: the run records used; ``unreadable``: those that could not
+    be used (one line each)."""
+    kind: str = "compare"
+    baseline: str
+    metric: str
+    unit: str
+    pairing: str
+    confidence: float
+    ci: str
+    test: str
+    correction: str
+    alpha: float
+    n_runs: int
+    unreadable: list[str]
+    rows: list[dict]
+    sources: list[str]
+
+
+KINDS: dict[str, type] = {
+    "run": RunRecord, "reference": ReferenceRecord, "llm-run": LlmRunRecord,
+    "check": CheckRecord, "check-summary": CheckSummaryRecord, "check-data": CheckDataRecord,
+    "counterexample": CounterexampleRecord, "bench": BenchRecord, "compare": CompareRecord}
+Record = typing.Union[RunRecord, ReferenceRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
+                      CheckDataRecord, CounterexampleRecord, BenchRecord, CompareRecord]
+
+#: How to regenerate a refused (older or unknown-schema) record, per kind.
+_REGENERATE = {
+    "run": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
+    "reference": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
+    "llm-run": "delete it and rerun `w2sg run --llm ...`",
+    "check": "rerun `w2sg check --out <root>`", "check-summary": "rerun `w2sg check --out <root>`",
+    "check-data": "rerun `w2sg check --out <root>`",
+    "counterexample": "rerun `w2sg check --out <root>`", "bench": "rerun `w2sg bench --out <root>`",
+    "compare": "rerun `w2sg compare --out <root>`",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def student_metrics(m: dict, pgr_value: float) -> StudentMetrics:
+    """:class:`StudentMetrics` from the pipeline's metric dict and the run's PGR (NaN when
+    undefined → null + :data:`PGR_UNDEFINED`)."""
+    ok = pgr_value is not None and math.isfinite(pgr_value)
+    return StudentMetrics(acc=m["acc"], auroc=_finite(m["auroc"]), ece=m["ece"],
+                          pgr=float(pgr_value) if ok else None,
+                          pgr_undefined=None if ok else PGR_UNDEFINED,
+                          agreement_weak=m["agreement_weak"],
+                          agreement_weak_labels_train=m["agreement_weak_labels_train"],
+                          acc_on_flipped_train=m.get("acc_on_flipped_train"),
+                          noisy_label_acc_train=m["noisy_label_acc_train"])
+
+
+def worst_slack_fields(worst_slack: float) -> dict:
+    """``{"worst_slack", "worst_slack_nonfinite"}`` for a possibly non-finite slack."""
+    x = float(worst_slack)
+    if math.isfinite(x):
+        return {"worst_slack": x, "worst_slack_nonfinite": None}
+    return {"worst_slack": None, "worst_slack_nonfinite": "nan" if math.isnan(x) else
+            ("inf" if x > 0 else "-inf")}
+
+
+def _finite(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def results_root(out: str | os.PathLike | None = None) -> Path:
+    """The results root: ``out``, else ``$W2SG_RESULTS``, else ``./results``."""
+    return Path(out or os.environ.get("W2SG_RESULTS") or "results")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A stable 16-hex-digit hash of a JSON-able config (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """``git describe`` of the toolkit checkout (``+dirty`` if modified), else the package version."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        here = Path(__file__).resolve().parent.parent
+        try:
+            out = subprocess.run(["git", "describe", "--always", "--dirty=+dirty"], cwd=here,
+                                 capture_output=True, text=True, timeout=5)
+            _CODE_VERSION = out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else ""
+        except (OSError, subprocess.SubprocessError):
+            _CODE_VERSION = ""
+        if not _CODE_VERSION:
+            from . import __version__
+            _CODE_VERSION = f"w2sg-{__version__}"
+    return _CODE_VERSION
+
+
+# ----------------------------------------------------------------------------- writing
+def write_record(path: str | os.PathLike, record: Record) -> Path:
+    """Write the dataclass ``record`` as strict JSON to ``path`` atomically.
+
+    Fills ``code_version`` and ``written_at`` when empty; the file (mode 0644) appears
+    complete or not at all (temp file in the same folder, fsync, ``os.replace``).
+    Non-finite floats inside free-form fields become ``null`` (:func:`w2sg.strict_json.plain`).
+    """
+    if type(record) not in KINDS.values():
+        raise TypeError(f"write_record takes a record dataclass, got {type(record).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not record.code_version:
+        record.code_version = code_version()
+    if not record.written_at:
+        record.written_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data = dataclasses.asdict(record)
+    text = dumps({"kind": data.pop("kind"), "schema": data.pop("schema"), **data})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def clean_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted :func:`write_record` (or reference
+    ``.npz`` write) left under ``folder`` (names ``.<name>.<random>.tmp[.npz]``); returns them."""
+    folder = Path(folder)
+    if not folder.exists():
+        return []
+    gone = []
+    for p in sorted(folder.rglob(".*.tmp*")):
+        if p.is_file() and (p.name.endswith(".tmp") or p.name.endswith(".tmp.npz")):
+            try:
+                p.unlink()
+                gone.append(p)
+            except OSError:
+                pass
+    return gone
+
+
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename an invalid file to ``<name>.corrupt-<UTC stamp>`` (kept for inspection,
+    never read again: readers take ``*.json`` / ``*.npz`` only); returns the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    new = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while new.exists():
+        new = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.replace(path, new)
+    return new
+
+
+# ----------------------------------------------------------------------------- reading
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_record(path: str | os.PathLike, kind: type | tuple[type, ...] | None = None) -> Record:
+    """The record at ``path`` as its dataclass; ``kind``: the class(es) accepted.
+
+    Raises :class:`RecordError` (one line naming the file and the field) if the file cannot
+    be read, is not strict JSON, has an unknown ``schema`` or ``kind``, or a field is
+    missing, unexpected or of the wrong type.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise RecordError(path, None, f"not valid JSON ({exc})") from None
+    return parse_record(data, path, kind)
+
+
+def parse_record(data: Any, path: str | os.PathLike = "<record>",
+                 kind: type | tuple[type, ...] | None = None) -> Record:
+    """Parse decoded JSON ``data`` into its record dataclass (see :func:`read_record`)."""
+    if not isinstance(data, dict):
+        raise RecordError(path, None, f"a record is a JSON object, got {type(data).__name__}")
+    k = data.get("kind")
+    cls = KINDS.get(k) if isinstance(k, str) else None
+    if "schema" not in data:
+        how = _REGENERATE.get(k, "regenerate it with the command that wrote it")
+        raise RecordSchemaError(path, "schema", f"missing: an unversioned record from an older "
+                                f"w2sg (schema 1) is not read; {how}")
+    if data["schema"] != SCHEMA or isinstance(data["schema"], bool):
+        how = _REGENERATE.get(k, "regenerate it with the command that wrote it")
+        raise RecordSchemaError(path, "schema", f"unknown schema {data['schema']!r} "
+                                f"(this w2sg reads schema {SCHEMA}); {how}")
+    if cls is None:
+        raise RecordError(path, "kind", f"unknown kind {k!r} (known: {', '.join(KINDS)})")
+    wanted = kind if isinstance(kind, tuple) else ((kind,) if kind else None)
+    if wanted and cls not in wanted:
+        raise RecordError(path, "kind", f"is {k!r}, expected "
+                          f"{' or '.join(repr(c.kind if hasattr(c, 'kind') else c) for c in _kinds_of(wanted))}")
+    return _build(cls, data, path, "")
+
+
+def _kinds_of(classes):
+    inv = {v: k for k, v in KINDS.items()}
+    return [inv.get(c, c.__name__) for c in classes]
+
+
+_HINTS: dict[type, dict] = {}
+
+
+def _hints(cls) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _build(cls, data, path, prefix):
+    if not isinstance(data, dict):
+        raise RecordError(path, prefix.rstrip(".") or None, f"expected an object, got {_tname(data)}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    extra = sorted(set(data) - set(names))
+    if extra:
+        raise RecordError(path, prefix + extra[0], "unexpected field")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        name = prefix + f.name
+        if f.name not in data:  # every field is written (null when empty): none may be missing
+            raise RecordError(path, name, "missing")
+        kwargs[f.name] = _value(hints[f.name], data[f.name], path, name)
+    return cls(**kwargs)
+
+
+def _tname(x) -> str:
+    return "null" if x is None else type(x).__name__
+
+
+def _value(tp, x, path, name):
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if x is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, x, path, name)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, x, path, name + ".")
+    if origin is list:
+        if not isinstance(x, list):
+            raise RecordError(path, name, f"expected a list, got {_tname(x)}")
+        (inner,) = typing.get_args(tp) or (Any,)
+        return [_value(inner, v, path, f"{name}[{i}]") for i, v in enumerate(x)]
+    if tp is Any:
+        return x
+    if tp is float:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise RecordError(path, name, f"expected a number, got {_tname(x)}")
+        return float(x)
+    if tp is int:
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise RecordError(path, name, f"expected an integer, got {_tname(x)}")
+        return x
+    for simple, label in ((str, "a string"), (bool, "true/false"), (dict, "an object")):
+        if tp is simple:
+            if not isinstance(x, simple):
+                raise RecordError(path, name, f"expected {label}, got {_tname(x)}")
+            return x
+    raise TypeError(f"unsupported field type {tp!r} for {name}")  # a bug in this module
+
+
+def to_plain(record: Record) -> dict:
+    """A record as plain (strict-JSON) data, as written."""
+    return plain(dataclasses.asdict(record))
