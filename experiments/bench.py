@@ -22,7 +22,11 @@ Method
   same soft labels and logits: the fused path (default), the reference path
   (``fused=False``: autograd through the generated ``g``, weak labels validated every
   call; the code before this benchmark's changes) and optionally ``torch.compile`` of
-  the fused kernel (``fused="compile"``) and of cross-entropy.
+  the fused kernel (``fused="compile"``) and of cross-entropy.  Every call takes the next
+  of 9 distinct weak-label tensors (``fresh_weak``; more than the weak-label cache of
+  :mod:`experiments.losses` holds), as minibatch training does.
+* **GPU** (``--device cuda``): :mod:`experiments.bench_cuda` (CUDA events,
+  ``torch.cuda`` peak memory, CE and Liger-Kernel side by side).
 * **Training.**  ``experiments.pipeline.train_head`` (full-batch Adam: one step is one
   epoch over the training set) on random features; per-epoch time and peak memory for
   each loss, the auxiliary-confidence baseline and an ensemble of weak supervisors.
@@ -142,9 +146,23 @@ def _compile_variant(spec: str, x, w) -> tuple[Callable | None, dict]:
         return None, info
 
 
+def _cycling(ws: list) -> Callable[[], Any]:
+    """A function returning the next tensor of ``ws`` at every call (round robin)."""
+    state = {"i": -1}
+
+    def nxt():
+        state["i"] = (state["i"] + 1) % len(ws)
+        return ws[state["i"]]
+    return nxt
+
+
 def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int = 15,
-                  compile_generators=(), seed: int = 0, reference: bool = True) -> dict:
-    """Forward + backward of ``fdiv_loss`` per generator vs ``F.cross_entropy`` (module doc)."""
+                  compile_generators=(), seed: int = 0, reference: bool = True,
+                  fresh_weak: bool = True) -> dict:
+    """Forward + backward of ``fdiv_loss`` per generator vs ``F.cross_entropy`` (module doc).
+
+    ``fresh_weak``: each call of each variant gets the next of 9 distinct weak-label
+    tensors (no weak-label preparation is reused); ``False``: one tensor for all calls."""
     import torch
     import torch.nn.functional as F
     from fdiv_torch.fused import WORKSPACE
@@ -155,31 +173,33 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
         z = torch.randn(n, k, generator=g) * 3
         w = torch.softmax(torch.randn(n, k, generator=g) * 2, dim=-1)
         x = z.clone().requires_grad_()
+        pool = [w] + ([torch.softmax(torch.randn(n, k, generator=g) * 2, dim=-1) for _ in range(8)]
+                      if fresh_weak else [])
 
-        def ce():
+        def ce(weak=_cycling(pool)):
             x.grad = None
-            F.cross_entropy(x, w).backward()
+            F.cross_entropy(x, weak()).backward()
 
         fns: dict[str, Callable] = {"ce": ce}
         specs = list(generators) + list(typed)
         for spec in specs:
-            def fused(spec=spec):
+            def fused(spec=spec, weak=_cycling(pool)):
                 x.grad = None
-                fdiv_loss(x, w, spec).backward()
+                fdiv_loss(x, weak(), spec).backward()
 
             fns[f"{spec}|fused"] = fused
             if reference:
-                def ref(spec=spec):
+                def ref(spec=spec, weak=_cycling(pool)):
                     x.grad = None
-                    fdiv_loss(x, w, spec, fused=False).backward()
+                    fdiv_loss(x, weak(), spec, fused=False).backward()
                 fns[f"{spec}|reference"] = ref
         compile_info = {}
         if compile_generators:
             cce = torch.compile(lambda a, b: F.cross_entropy(a, b), dynamic=False)
 
-            def ce_compiled():
+            def ce_compiled(weak=_cycling(pool)):
                 x.grad = None
-                cce(x, w).backward()
+                cce(x, weak()).backward()
             try:
                 t0 = time.perf_counter()
                 ce_compiled()
@@ -205,7 +225,7 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
                          "ratio_cpu": t["cpu"]["median_ms"] / ce_cpu,
                          "ratio_wall": t["wall"]["median_ms"] / ce_wall,
                          "peak_mib": peaks[name]})
-        out["shapes"].append({"n": n, "k": k, "reps": reps, "rows": rows,
+        out["shapes"].append({"n": n, "k": k, "reps": reps, "rows": rows, "fresh_weak": fresh_weak,
                               "workspace_mib": WORKSPACE.nbytes() / 2**20,
                               "compile": compile_info or None})
         WORKSPACE.clear()
@@ -370,17 +390,29 @@ def _derive_seconds(spec: str) -> float | None:
 
 # ----------------------------------------------------------------------------- driver
 def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None = None,
-              compile_generators=None, progress: Callable[[str], None] | None = None) -> dict:
-    """Run the selected benchmarks; returns the record (not written)."""
+              compile_generators=None, progress: Callable[[str], None] | None = None,
+              device: str = "cpu") -> dict:
+    """Run the selected benchmarks; returns the record (not written).
+
+    ``device="cuda"``: the loss kernels on the GPU (:func:`experiments.bench_cuda.bench_kernels_cuda`,
+    record kind ``bench-cuda``, key ``kernels_cuda``) instead of the CPU ones."""
     import torch
     say = progress or (lambda msg: None)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    record: dict[str, Any] = {"kind": "bench", "quick": quick, "what": list(what),
-                              "machine": _machine(threads), "method": __doc__.split("Method\n------\n")[1]}
+    record: dict[str, Any] = {"kind": "bench-cuda" if device == "cuda" else "bench", "quick": quick,
+                              "what": list(what),
+                              "machine": dict(_machine(threads), device=device),
+                              "method": __doc__.split("Method\n------\n")[1]}
     t_start = time.perf_counter()
     try:
-        if "kernels" in what:
+        if "kernels" in what and device == "cuda":
+            from .bench_cuda import bench_kernels_cuda
+            say("kernels (cuda)")
+            record["kernels_cuda"] = bench_kernels_cuda(generators=GENERATORS, typed=TYPED,
+                                                        reps=reps or (20 if quick else 40),
+                                                        reference=not quick, progress=say)
+        elif "kernels" in what:
             say("kernels")
             comp = (compile_generators if compile_generators is not None
                     else (() if quick else tuple(GENERATORS) + tuple(TYPED)))
@@ -474,6 +506,10 @@ def format_tables(record: dict) -> str:
                 load = sw.get("load_average_before")
                 lines.append(f"  (load average before: {_fmt(load[0]) if load else '—'} on "
                              f"{record['machine']['cpus']} CPUs; autogroup scheduling: {sw.get('sched_autogroup')})")
+    if record.get("kernels_cuda"):
+        from .bench_cuda import format_cuda_tables
+        lines.append("")
+        lines.append(format_cuda_tables(record["kernels_cuda"]))
     cv = record.get("curve")
     if cv:
         lines.append("")

@@ -20,8 +20,11 @@ def register(subparsers) -> None:
         "bench", help="benchmarks: loss kernels vs CE, training cost, scaling, tight-curve speed",
         description="Benchmarks (measurements, never pass/fail). Prints tables and writes a JSON "
                     "record under <results root>/bench/.")
-    p.add_argument("--what", default=",".join(WHAT),
-                   help=f"comma-separated subset of {','.join(WHAT)} (default: all)")
+    p.add_argument("--what", default=None,
+                   help=f"comma-separated subset of {','.join(WHAT)} (default: all; kernels with --device cuda)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the loss kernels run (default cpu); cuda: CUDA-event timings, torch.cuda "
+                        "peak memory, CE and Liger-Kernel (if installed) side by side")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (about a minute or two)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
@@ -36,8 +39,9 @@ def register(subparsers) -> None:
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from w2sg.records import BenchRecord, results_root, write_record
-    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    from w2sg.records import BenchRecord, CudaBenchRecord, results_root, write_record
+    spec = args.what if args.what is not None else ("kernels" if args.device == "cuda" else ",".join(WHAT))
+    what = [w.strip() for w in spec.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
     if bad or not what:
         raise _usage(f"--what: unknown part(s) {', '.join(bad) or '(empty)'}; valid: {', '.join(WHAT)}")
@@ -45,6 +49,13 @@ def _bench(args) -> int:
         raise _usage(f"--threads must be at least 1, got {args.threads}")
     if args.reps is not None and args.reps < 3:
         raise _usage(f"--reps must be at least 3 (median and IQR), got {args.reps}")
+    if args.device == "cuda" and what != ["kernels"]:
+        raise _usage(f"--device cuda measures the loss kernels only (--what kernels), not {', '.join(what)}")
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise _usage("--device cuda: no CUDA device is available to torch "
+                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})")
     comp = None
     if args.compile is not None:
         comp = () if args.compile.strip().lower() in ("", "none") else tuple(
@@ -62,10 +73,12 @@ def _bench(args) -> int:
         raise _usage(f"cannot write benchmark records under {folder}: not writable")
     progress = None if args.json else (lambda msg: print(f"[bench] {msg} …", file=sys.stderr, flush=True))
     record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
-                       compile_generators=comp, progress=progress)
+                       compile_generators=comp, progress=progress, device=args.device)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = write_record(folder / f"bench-{stamp}{'-quick' if args.quick else ''}.json",
-                        BenchRecord(**{k: v for k, v in record.items() if k != "kind"}))
+    path = write_record(folder / f"bench-{stamp}{'-cuda' if args.device == 'cuda' else ''}"
+                               f"{'-quick' if args.quick else ''}.json",
+                        (CudaBenchRecord if args.device == "cuda" else BenchRecord)(
+                            **{k: v for k, v in record.items() if k != "kind"}))
     record["record"] = str(path)
     emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
     return 0

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                    help="losses: ce, aux_conf, product, a generator name, alpha:a or an expression "
                         f"in t, e.g. '-log(t)' (default: {' '.join(DEFAULT_LOSSES)})")
     p.add_argument("--noise", nargs="+", type=float, help="label-noise levels (default 0 0.1 0.2 0.3 0.4)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick: 1)")
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--preset", choices=("finetune",),

@@ -164,10 +164,11 @@ def prepare_weak(weak_probs, k: int, dtype, device=None,
         w = torch.stack([1 - w, w], dim=-1)
     if w.dim() != 2 or w.shape[1] != k:
         raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
-    if not torch.isfinite(w).all():
-        bad = (~torch.isfinite(w)).any(dim=1).nonzero()[0].item()
-        raise ValueError(f"weak_probs row {bad} contains NaN or inf")
-    if (w < 0).any() or (w > 1 + tol).any():
+    lo, hi = torch.aminmax(w) if w.numel() else (torch.zeros(()), torch.zeros(()))
+    if not (bool(lo >= 0) and bool(hi <= 1 + tol)):  # one pass (NaN fails both); then which row
+        if not torch.isfinite(w).all():
+            bad = (~torch.isfinite(w)).any(dim=1).nonzero()[0].item()
+            raise ValueError(f"weak_probs row {bad} contains NaN or inf")
         bad = ((w < 0) | (w > 1 + tol)).any(dim=1).nonzero()[0].item()
         raise ValueError(f"weak_probs row {bad} has entries outside [0, 1]: {w[bad].tolist()}")
     sums = w.sum(dim=1)
@@ -178,7 +179,7 @@ def prepare_weak(weak_probs, k: int, dtype, device=None,
     if not (0 <= smoothing < 1 / k):
         raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
     if smoothing:
-        w = (w + smoothing) / (1 + k * smoothing)
+        w = torch.add(w, smoothing).div_(1 + k * smoothing)  # (w + ε)/(1 + kε), one new tensor
     return w.to(dtype)
 
 
@@ -224,7 +225,7 @@ def _zero_term(spec: str, zero, gen_text: str) -> float:
 _WEAK_CACHE: dict = {}
 
 
-def _prepared_weak(weak_probs, k, dtype, device, smoothing):
+def _prepared_weak(weak_probs, k, dtype, device, smoothing, need_log: bool = True):
     """``(w, log w̃, w̃, zero)`` memoised on the weak-label tensor itself.
 
     ``w`` is :func:`prepare_weak`'s output; ``zero`` the mask of its exact zeros (``None``
@@ -233,7 +234,8 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
     given their limit ``s_c f'(∞)`` separately.  A hit requires the same tensor object,
     unchanged (``_version``: any in-place write invalidates), same storage, shape, dtype,
     device and smoothing; numpy input and tensors that require grad are prepared every
-    call.  At most 8 entries are kept.
+    call.  At most 8 entries are kept.  ``need_log=False``: ``log w̃`` is left ``None``
+    (unless already cached; the fused kernel takes it per block where it needs it).
     """
     cacheable = isinstance(weak_probs, torch.Tensor) and not weak_probs.requires_grad
     if cacheable:
@@ -241,6 +243,10 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
                weak_probs.dtype, str(weak_probs.device), k, dtype, str(device), smoothing)
         hit = _WEAK_CACHE.get(key)
         if hit is not None and hit[0] is weak_probs:
+            w, log_w, w_div, zero = hit[1]
+            if need_log and log_w is None:
+                _WEAK_CACHE[key] = (weak_probs, (w, torch.log(w_div), w_div, zero))
+                return _WEAK_CACHE[key][1]
             return hit[1]
     w = prepare_weak(weak_probs, k, dtype, device, smoothing)
     zero = w == 0
@@ -248,7 +254,7 @@ def _prepared_weak(weak_probs, k, dtype, device, smoothing):
         w_div = torch.where(zero, torch.ones_like(w), w)
     else:
         zero, w_div = None, w
-    prepared = (w, torch.log(w_div), w_div, zero)
+    prepared = (w, torch.log(w_div) if need_log else None, w_div, zero)
     if cacheable:
         if len(_WEAK_CACHE) >= 8:
             _WEAK_CACHE.pop(next(iter(_WEAK_CACHE)))
@@ -278,7 +284,12 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
             (:func:`fdiv_torch.fused.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
-            not twice differentiable: pass ``fused=False`` for Hessians.
+            not twice differentiable: pass ``fused=False`` for Hessians.  On CUDA
+            (float32/bfloat16/float16 logits) ``fused=True`` takes the generated Triton
+            kernel :func:`fdiv_torch.triton_kernel.fdiv_kernel_triton` when Triton is
+            installed (one pass over the logits, float32 accumulation, weak labels read
+            as given every step, no host synchronisation: invalid weak labels surface as a
+            device-side assertion); ``"triton"`` forces it.
 
     Raises:
         ValueError: invalid weak labels (:func:`prepare_weak`), or a zero weak entry
@@ -290,7 +301,13 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
     logits = _logits(strong_logits)
     k = logits.shape[1]
     w_grad = isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad
-    w, log_w, w_div, zero = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+    if fused is True or fused == "triton":
+        out = _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced=fused == "triton")
+        if out is not None:
+            return _reduce(out, reduction)
+    # log w̃ only where it is read: the reference path, torch.compile, generators that read l
+    need_log = not fused or w_grad or fused == "compile" or _reads_l(gen)
+    w, log_w, w_div, zero = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing, need_log)
     if w.shape[0] != logits.shape[0]:
         raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
     fpi = _zero_term(spec, zero, gen.text) if zero is not None else 0.0
@@ -309,6 +326,66 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
     return _reduce(per_example, reduction)
 
 
+def _reads_l(gen) -> bool:
+    from fdiv_torch.fused import logratio_value_and_grad_ratio_torch
+    return logratio_value_and_grad_ratio_torch(gen)[1]
+
+
+def _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced: bool):
+    """Per-example loss (float32) from the generated Triton kernel
+    (:mod:`fdiv_torch.triton_kernel`), or None when it does not apply: the default on CUDA
+    for float32/bfloat16/float16 logits and weak labels that do not require grad, when
+    Triton imports and the generator prints to Triton; ``fused="triton"`` forces it (CPU
+    only under ``TRITON_INTERPRET=1``) and raises instead of falling back.  The logits are
+    read in their own dtype (accumulation in float32, gradient in their dtype; float16
+    gradients saturate at ±65504 as on the other paths)."""
+    from fdiv_torch import triton_kernel as tk
+    logits = as_multiclass_logits(strong_logits)
+    if not logits.is_floating_point():
+        logits = logits.float()
+    why = None
+    if not (logits.is_cuda or (forced and tk.interpreting())):
+        why = "the Triton kernel needs a CUDA device (or TRITON_INTERPRET=1)"
+    elif logits.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        why = f"the Triton kernel takes float32/bfloat16/float16 logits, not {logits.dtype}"
+    elif isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad:
+        why = "weak labels that require grad take the reference path"
+    elif not tk.available():
+        why = tk.unavailable_reason()
+    if why is not None:
+        if forced:
+            raise ValueError(f"fused='triton': {why}")
+        return None
+    from fdiv_torch.logratio import clamp_limit
+    k = logits.shape[1]
+    if not (0 <= smoothing < 1 / k):
+        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    lc = clamp_limit(torch.float32)  # computed in float32 whatever the logits' dtype
+    try:
+        kernel = tk.fdiv_kernel_triton(gen, lc, slopes[lc], _fprime_inf(spec))
+    except tk.Unsupported as exc:
+        if forced:
+            raise ValueError(f"fused='triton': generator {gen.text!r} does not print to Triton ({exc})") from None
+        return None
+    w = torch.as_tensor(weak_probs, device=logits.device)
+    if not w.is_floating_point():
+        w = w.to(torch.float32)
+    if w.dim() == 1:
+        if k != 2:
+            raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
+        w = torch.stack([1 - w, w], dim=-1)
+    if w.dim() != 2 or w.shape[1] != k:
+        raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
+    if w.shape[0] != logits.shape[0]:
+        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    tol = 1e-4  # as prepare_weak: k·eps for half-precision weak labels when larger
+    if w.dtype in (torch.float16, torch.bfloat16):
+        tol = max(tol, k * torch.finfo(w.dtype).eps)
+    if w.dtype == torch.float64:
+        w = w.to(torch.float32)  # the kernel computes in float32
+    return kernel(logits, w, float(smoothing), tol)
+
+
 def _reduce(x, reduction: str):
     if reduction == "mean":
         return x.mean()
@@ -324,7 +401,7 @@ def ce_loss(strong_logits, weak_probs, smoothing: float = 0.0, reduction: str = 
     """Soft-label cross-entropy ``CE(W, S) = −Σ_c w_c log s_c`` (same smoothing and dtype
     rules as :func:`fdiv_loss`; ``smoothing=0`` by default)."""
     logits = _logits(strong_logits)
-    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)[0]
+    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing, False)[0]
     per_example = -(w * F.log_softmax(logits, dim=-1)).sum(dim=-1)
     return _reduce(per_example, reduction)
 
@@ -394,7 +471,7 @@ def aux_conf_loss(strong_logits, weak_probs, alpha: float = AUX_CONF_ALPHA_MAX,
     """
     logits = _logits(strong_logits)
     k = logits.shape[1]
-    w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing)[0]
+    w = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing, False)[0]
     if harden == "class_balance":
         hard = harden_class_balance(torch.softmax(logits.detach(), dim=-1), w.mean(dim=0))
     elif harden == "argmax":
@@ -427,7 +504,7 @@ def product_loss(strong_logits, weak_probs, alpha: float = 1.0, beta: float = 1.
     smoothing would let a confident strong model flip a one-hot target.
     """
     logits = _logits(strong_logits)
-    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, 0.0)[0]
+    w = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, 0.0, False)[0]
     log_s = F.log_softmax(logits, dim=-1)
     if alpha == 0:
         log_wa = torch.zeros_like(w)  # w^0 = 1, also at w = 0 (torch.pow(0, 0) = 1)

@@ -56,7 +56,7 @@ DEFAULT_SWEEP: dict[str, Any] = {
     "strong": "minilm-l6",
     "losses": list(DEFAULT_LOSSES),
     "noise": [0.0, 0.1, 0.2, 0.3, 0.4],
-    "seeds": 3,
+    "seeds": 5,
     "pool": None,            # texts per task pool (None: experiments.data.tasks.DEFAULT_POOL)
     "sizes": {"weak_gt": 300, "test": 800, "val_frac": 0.2},
     "max_length": 128,

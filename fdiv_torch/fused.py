@@ -154,6 +154,10 @@ class BufferPool:
 #: Scratch space of :func:`fdiv_kernel_torch` (``WORKSPACE.clear()`` releases it).
 WORKSPACE = BufferPool()
 
+#: :func:`fdiv_kernel_torch` works on blocks of about this many logits (whole rows) when a
+#: batch is larger than twice that: the blocks' temporaries stay in the CPU caches.
+CHUNK_ELEMENTS = 1 << 18
+
 
 def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
     """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
@@ -339,7 +343,13 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     The tail terms are only formed when some ``|l|`` exceeds the clamp (one min/max pass).
     ``g`` and ``g'`` run as an :func:`inplace_program`; with ``workspace`` (default) the
     ``n × k`` scratch tensors come from :data:`WORKSPACE` and stay allocated between calls
-    (``WORKSPACE.nbytes()``; ``WORKSPACE.clear()`` frees them).
+    (``WORKSPACE.nbytes()``; ``WORKSPACE.clear()`` frees them).  A batch of more than
+    ``2 × CHUNK_ELEMENTS`` logits is processed in blocks of whole rows of about
+    ``CHUNK_ELEMENTS`` logits, so that the elementwise passes run in cache (every quantity is
+    row-wise; the tails are formed per block where that block needs them).
+
+    ``log w`` may be passed as ``None``: it is then taken per block, and only where ``l``
+    is formed (generators that read ``l``, or a block that needs the tails).
 
     Not twice differentiable (raises on double backward); ``w`` must not require grad —
     callers fall back to autograd through :func:`logratio_torch` for those cases.
@@ -363,7 +373,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     def owned(x, *others):
         return isinstance(x, torch.Tensor) and not any(x is o for o in others)
 
-    def forward_parts(z, w, log_w, need_grad, pool, zeros=None):
+    def forward_parts(z, w, log_w, need_grad, pool, zeros=None, grad_out=None, loss_out=None):
         # n × k temporaries are written in place, or taken from the reused workspace: a
         # fresh large tensor costs several times an arithmetic pass over it on CPU
         # (page faults), more than any op here.
@@ -379,14 +389,15 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
             s = torch.exp(log_s, out=buf())
 
             def logratio():
-                return log_s.sub_(log_w)
+                return log_s.sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
         else:  # many classes: softmax once, log s = z − lse without a second exp pass
             s = torch._softmax(z, -1, False, out=buf())
 
             def logratio():
                 # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
                 lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
-                return torch.sub(z, lse, out=buf()).sub_(log_w)
+                return torch.sub(z, lse, out=buf()).sub_(
+                    log_w if log_w is not None else torch.log(w_div, out=buf()))
 
         ratio = l = None
         # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
@@ -415,11 +426,11 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
         gv.mul_(w)
         if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
             gv.addcmul_(s, zmask, value=fpi)
-        per_example = gv.sum(dim=-1)
+        per_example = torch.sum(gv, dim=-1, out=loss_out) if loss_out is not None else gv.sum(dim=-1)
         grad = None
         if need_grad:
             # the gradient is saved for backward: a fresh tensor, never workspace
-            grad = torch.mul(w, dg)
+            grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
             if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
                 grad.addcmul_(s, zmask, value=fpi)
             grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
@@ -429,9 +440,23 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
         return per_example, grad
 
     def parts(z, w, log_w, need_grad, zeros=None):
-        if w.requires_grad or log_w.requires_grad:
+        if w.requires_grad or (log_w is not None and log_w.requires_grad):
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
-        return forward_parts(z, w, log_w, need_grad, pool, zeros)
+        n, k = z.shape
+        rows = max(1, CHUNK_ELEMENTS // max(k, 1))
+        if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
+            return forward_parts(z, w, log_w, need_grad, pool, zeros)
+        # Row blocks small enough that every pass over them stays in cache: each of the
+        # ~15 elementwise passes then reads cache, not memory (values are row-wise).
+        loss = torch.empty(n, dtype=z.dtype, device=z.device)
+        grad = torch.empty_like(z) if need_grad else None
+        for i in range(0, n, rows):
+            j = min(n, i + rows)
+            zi = None if zeros is None else (zeros[0][i:j], None if zeros[1] is None else zeros[1][i:j],
+                                             zeros[2])
+            forward_parts(z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool, zi,
+                          grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
+        return loss, grad
 
     return _with_saved_gradient(parts)
 

@@ -5,6 +5,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Triton kernels (fdiv_torch.triton_kernel) run on CPU only in Triton's interpreter, which
+# must be chosen before triton is first imported (by any test, or by torch.compile).
+if "TRITON_INTERPRET" not in os.environ:
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            os.environ["TRITON_INTERPRET"] = "1"
+    except ImportError:  # pragma: no cover
+        pass
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -54,7 +54,7 @@ from .strict_json import dumps, plain
 __all__ = ["to_plain", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
            "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
-           "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CompareRecord", "KINDS", "Record",
+           "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
            "read_record", "parse_record", "student_metrics", "worst_slack_fields",
            "PGR_UNDEFINED", "clean_temp_files", "move_aside"]
@@ -334,12 +334,29 @@ class CompareRecord(_Header):
     sources: list[str]
 
 
+@dataclass(kw_only=True)
+class CudaBenchRecord(_Header):
+    """``w2sg bench --device cuda`` (:func:`experiments.bench_cuda.bench_kernels_cuda`):
+    ``machine``, ``method`` (text) and ``kernels_cuda``: ``device`` {name, driver,
+    cuda_runtime, torch, triton, liger_kernel, …}, ``pool``, ``method``, ``shapes[]`` {n, k,
+    dtype, reps, warmup, rows[] {loss, variant, typed, gpu{median_ms, q1_ms, q3_ms, iqr_ms,
+    min_ms, n}, peak_mib, ratio, peak_ratio}, errors, liger_note}."""
+    kind: str = "bench-cuda"
+    quick: bool
+    what: list[str]
+    machine: dict
+    method: str
+    elapsed_s: float
+    kernels_cuda: dict
+
+
 KINDS: dict[str, type] = {
     "run": RunRecord, "reference": ReferenceRecord, "llm-run": LlmRunRecord,
     "check": CheckRecord, "check-summary": CheckSummaryRecord, "check-data": CheckDataRecord,
-    "counterexample": CounterexampleRecord, "bench": BenchRecord, "compare": CompareRecord}
+    "counterexample": CounterexampleRecord, "bench": BenchRecord, "bench-cuda": CudaBenchRecord,
+    "compare": CompareRecord}
 Record = typing.Union[RunRecord, ReferenceRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
-                      CheckDataRecord, CounterexampleRecord, BenchRecord, CompareRecord]
+                      CheckDataRecord, CounterexampleRecord, BenchRecord, CudaBenchRecord, CompareRecord]
 
 #: How to regenerate a refused (older or unknown-schema) record, per kind.
 _REGENERATE = {
@@ -349,6 +366,7 @@ _REGENERATE = {
     "check": "rerun `w2sg check --out <root>`", "check-summary": "rerun `w2sg check --out <root>`",
     "check-data": "rerun `w2sg check --out <root>`",
     "counterexample": "rerun `w2sg check --out <root>`", "bench": "rerun `w2sg bench --out <root>`",
+    "bench-cuda": "rerun `w2sg bench --device cuda --out <root>` on a CUDA machine",
     "compare": "rerun `w2sg compare --out <root>`",
 }
 

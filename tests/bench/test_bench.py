@@ -70,3 +70,30 @@ def test_cli_usage_errors(argv, needle, capsys, tmp_path):
     assert main(argv + ["--out", str(tmp_path)] if argv[0] == "bench" else argv) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_cuda_kernel_bench_procedure_runs_on_cpu():
+    """The GPU benchmark's procedure (fresh weak pool, CE and every generator, ratios), run
+    on CPU with wall-clock timing: the GPU run itself is ``scripts/gpu_check.sh``."""
+    from experiments.bench_cuda import POOL, bench_kernels_cuda, format_cuda_tables
+    out = bench_kernels_cuda(shapes=((32, 2), (8, 20)), dtypes=("float32",), generators=("kl", "tv"),
+                             typed=("(t-1)**2/(t+1)",), reps=3, warmup=1, liger=False, device="cpu")
+    assert out["pool"] == POOL > 8  # more distinct weak tensors than the weak-label cache holds
+    assert [(s["n"], s["k"], s["dtype"]) for s in out["shapes"]] == [(32, 2, "float32"), (8, 20, "float32")]
+    for sh in out["shapes"]:
+        assert sh["errors"] is None
+        assert {(r["loss"], r["variant"]) for r in sh["rows"]} == {("ce", "eager")} | {
+            (g, "fused") for g in ("kl", "tv", "(t-1)**2/(t+1)")}
+        for r in sh["rows"]:
+            assert r["gpu"]["n"] == 3 and r["gpu"]["q1_ms"] <= r["gpu"]["median_ms"] <= r["gpu"]["q3_ms"]
+            assert _finite(r["ratio"]) and r["ratio"] > 0
+    assert "32×2 float32" in format_cuda_tables(out)
+
+
+def test_cli_bench_cuda_without_a_gpu_is_a_usage_error(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["bench", "--device", "cuda", "--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -59,14 +59,16 @@ def _examples():
                                  misfit=0.03, search={"origin": "random"})
     bench = R.BenchRecord(quick=True, what=["training"], machine={"cpus": 2}, method="m",
                           elapsed_s=1.5, training={"rows": [{"loss": "ce", "epoch_ms_wall": 1.0}]})
+    cuda = R.CudaBenchRecord(quick=True, what=["kernels"], machine={"cpus": 16}, method="m",
+                             elapsed_s=2.0, kernels_cuda={"device": {"name": "gpu"}, "shapes": []})
     comp = R.CompareRecord(baseline="ce", metric="acc", unit="points", pairing="p", confidence=0.95,
                            ci="bca", test="wilcoxon", correction="holm", alpha=0.05, n_runs=4,
                            unreadable=[], rows=[{"loss": "tv", "mean_diff": None}],
                            sources=["runs/a.json"])
-    return [run, ref, llm, check, summary, data, cex, bench, comp]
+    return [run, ref, llm, check, summary, data, cex, bench, comp, cuda]
 
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(10))
 def test_round_trip_every_kind(tmp_path, index):
     rec = _examples()[index]
     path = R.write_record(tmp_path / "sub" / "rec.json", rec)
@@ -82,7 +84,7 @@ def test_round_trip_every_kind(tmp_path, index):
 
 def test_kinds_cover_every_dataclass():
     assert set(R.KINDS) == {"run", "reference", "llm-run", "check", "check-summary",
-                            "check-data", "counterexample", "bench", "compare"}
+                            "check-data", "counterexample", "bench", "bench-cuda", "compare"}
     assert {type(r).__name__ for r in _examples()} == {c.__name__ for c in R.KINDS.values()}
 
 
