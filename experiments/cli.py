@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["register", "resolve_sweep"]
+from .finetune import FINETUNE_DEFAULTS  # settings of --finetune / a [finetune] table
+
+__all__ = ["register", "resolve_sweep", "device_arg"]
 
 _CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
                 "pool", "sizes", "max_length", "train", "weak_train", "finetune")
-#: Fine-tuning settings (``--finetune`` or a ``[finetune]`` table): 1 epoch, lr 3e-5, len 64.
-FINETUNE_DEFAULTS = {"epochs": 1, "lr": 3e-5, "batch_size": 16, "max_length": 64}
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick: 1)")
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
+    p.add_argument("--preset", choices=("finetune",),
+                   help="a named sweep: finetune = fine-tuned students on vader_cls, 6 losses × "
+                        "noise 0/0.2/0.4 × 3 seeds (~25 min on 2 idle CPU cores; docs/finetune.md; "
+                        "flags override it)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
@@ -36,7 +40,11 @@ def register(subparsers) -> None:
                    help="Ray cluster address (ray://host:10001, host:6379 or auto); "
                         "default: start a local Ray with --workers CPUs")
     p.add_argument("--finetune", action="store_true",
-                   help="fine-tune the whole strong encoder (student and ceiling; slow: small runs only)")
+                   help="fine-tune the whole strong encoder (student and ceiling; slow: small runs "
+                        "only, or --preset finetune)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or auto (default): where fine-tuned and LLM runs train "
+                        "(bf16 autocast on CUDA when supported); linear heads always use the CPU")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -46,7 +54,6 @@ def register(subparsers) -> None:
     g.add_argument("--llm-data", default="hh-rlhf-harmless",
                    help="hh-rlhf, hh-rlhf-harmless, cai-harmless, a hub id, or a local JSONL {chosen, rejected}")
     g.add_argument("--llm-n", type=int, default=2000, help="number of pairs (default 2000)")
-    g.add_argument("--device", default="auto", help="cpu, cuda or auto (bf16 on CUDA when supported)")
     p.set_defaults(func=_run)
 
 
@@ -94,13 +101,17 @@ def resolve_sweep(args) -> tuple[dict, dict]:
 
     Returns ``(sweep, options)`` with options ``out`` and ``workers``.
     """
-    from .runner import DEFAULT_SWEEP, QUICK_SWEEP
+    from .runner import DEFAULT_SWEEP, PRESETS, QUICK_SWEEP
     cfg = _load_toml(args.config) if getattr(args, "config", None) else {}
     quick = bool(args.quick or cfg.get("quick", False))
+    preset = getattr(args, "preset", None)
+    if preset and quick:
+        raise _usage("--preset and --quick exclude each other")
+    base = PRESETS[preset] if preset else (QUICK_SWEEP if quick else DEFAULT_SWEEP)
     sweep = {k: (dict(v) if isinstance(v, dict) else (list(v) if isinstance(v, list) else v))
-             for k, v in (QUICK_SWEEP if quick else DEFAULT_SWEEP).items()}
+             for k, v in base.items()}
     for key in sweep:
-        if key in cfg:
+        if key in cfg and key != "finetune":
             if isinstance(sweep[key], dict):
                 if not isinstance(cfg[key], dict):
                     raise _usage(f"config key {key!r} must be a table")
@@ -118,12 +129,16 @@ def resolve_sweep(args) -> tuple[dict, dict]:
         if isinstance(sweep[key], (str, int, float)):
             sweep[key] = [sweep[key]]
     ft = cfg.get("finetune")
-    if getattr(args, "finetune", False) or ft:
+    device = device_arg(getattr(args, "device", None))
+    if getattr(args, "finetune", False) or ft or sweep.get("finetune"):
         ft = ft if isinstance(ft, dict) else {}
         bad = sorted(set(ft) - set(FINETUNE_DEFAULTS))
         if bad:
             raise _usage(f"unknown key(s) {bad} in [finetune]; valid: {', '.join(FINETUNE_DEFAULTS)}")
-        sweep["finetune"] = {**FINETUNE_DEFAULTS, **ft}
+        sweep["finetune"] = {**FINETUNE_DEFAULTS, **sweep.get("finetune", {}), **ft}
+        # the resolved device is part of the config (bf16 on CUDA changes results)
+        sweep["finetune"]["device"] = device or device_arg(ft.get("device", "auto"))
+        _validate_finetune(sweep["finetune"])
     _validate(sweep)
     out = args.out if args.out is not None else cfg.get("out")
     if out is not None and not isinstance(out, str):
@@ -136,6 +151,30 @@ def resolve_sweep(args) -> tuple[dict, dict]:
     if getattr(args, "llm_n", None) is not None and args.llm_n < 1:
         raise _usage(f"--llm-n must be at least 1, got {args.llm_n}")
     return sweep, {"out": out, "workers": workers}
+
+
+def device_arg(device: str | None) -> str | None:
+    """The resolved ``--device`` (``auto`` → cuda or cpu); cuda without CUDA is a usage error."""
+    if device is None:
+        return None
+    from .device import resolve_device
+    try:
+        return resolve_device(str(device))
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+
+
+def _validate_finetune(ft: dict) -> None:
+    for key in ("epochs", "batch_size", "max_length"):
+        if not isinstance(ft[key], int) or isinstance(ft[key], bool) or ft[key] < 1:
+            raise _usage(f"[finetune] {key} must be a positive integer, got {ft[key]!r}")
+    for key in ("max_steps", "eval_every", "patience"):
+        if not isinstance(ft[key], int) or isinstance(ft[key], bool) or ft[key] < 0:
+            raise _usage(f"[finetune] {key} must be an integer ≥ 0, got {ft[key]!r}")
+    if not isinstance(ft["lr"], (int, float)) or not 0 < ft["lr"] < 1:
+        raise _usage(f"[finetune] lr must be a number in (0, 1), got {ft['lr']!r}")
+    if ft["max_length"] < 4 or ft["max_length"] > 512:
+        raise _usage(f"[finetune] max_length must be in [4, 512], got {ft['max_length']!r}")
 
 
 def _validate(sweep: dict) -> None:

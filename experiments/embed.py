@@ -13,6 +13,11 @@ Models (:data:`MODELS`):
 Cache: ``<data cache>/embeddings/<model>-<layers>-<dataset>-<text hash>-len<max_length>.npy``;
 any change of model, layer choice, dataset, texts or max length is a new file.  One MiniLM-L6
 pass stores all 7 pooled layers (``layers=all``); layer selections are sliced from it.
+
+Token cache (for fine-tuning, :func:`tokenize_cached`):
+``<data cache>/tokens/minilm-l6-<dataset>-<text hash>-len<max_length>.npy``, an ``int32``
+array ``(n, 1 + max_length)``: column 0 the sequence length (with ``[CLS]``/``[SEP]``),
+then the token ids padded with the tokenizer's pad id.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MODELS", "STRONG_MODELS", "WEAK_MODELS", "embed_texts", "features", "cache_dir",
-           "text_hash", "minilm_path", "onnx_path"]
+           "text_hash", "minilm_path", "onnx_path", "tokenize_cached"]
 
 MODELS = {
     "minilm-l6": "all-MiniLM-L6-v2, 7 hidden states mean-pooled and concatenated (2304)",
@@ -128,6 +133,38 @@ def _cached(path: Path, compute):
     np.save(tmp, arr)
     os.replace(tmp, path)
     return arr
+
+
+def tokenize_cached(texts: list[str], dataset: str, max_length: int,
+                    model: str = "minilm-l6") -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, lengths)`` of ``texts`` with MiniLM-L6's tokenizer, truncated to ``max_length``
+    tokens (special tokens included), cached on disk (see module doc).
+
+    ``ids``: ``int32 (n, max_length)`` padded with the pad id; ``lengths``: ``int32 (n,)``.
+    Every fine-tuned run of a task pool reuses one tokenisation.
+    """
+    if model not in STRONG_MODELS:
+        raise ValueError(f"unknown strong model {model!r}; valid: {', '.join(STRONG_MODELS)}")
+    path = data_cache_dir("tokens") / f"{model}-{dataset}-{text_hash(texts)}-len{max_length}.npy"
+
+    def compute():
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(minilm_path())
+        enc = tok(list(texts), padding="max_length", truncation=True, max_length=max_length,
+                  return_tensors="np")
+        lengths = enc["attention_mask"].sum(1)
+        return np.concatenate([lengths[:, None], enc["input_ids"]], axis=1).astype(np.int32)
+
+    arr = _cached(path, compute)
+    if arr.shape != (len(texts), 1 + max_length):  # a stale or foreign file: redo it
+        path.unlink()
+        arr = _cached(path, compute)
+    return arr[:, 1:], arr[:, 0]
+
+
+def data_cache_dir(name: str) -> Path:
+    from .data.sources import data_cache
+    return data_cache() / name
 
 
 def embed_texts(texts: list[str], model: str, dataset: str, max_length: int = 128,

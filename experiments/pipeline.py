@@ -198,32 +198,36 @@ def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | 
 
 
 def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfig = STUDENT_TRAIN,
-                      finetune: dict | None = None, weak_cfg: TrainConfig = WEAK_TRAIN):
+                      finetune: dict | None = None, weak_cfg: TrainConfig = WEAK_TRAIN,
+                      log=None):
     """Weak supervisor (trained with ``weak_cfg``) + strong ceiling (``cfg``) for one
     (task, weak model, seed).
 
     Returns ``(arrays, record_part)``: ``arrays`` holds the weak soft labels on the student
-    and test splits; ``record_part`` the weak / ceiling metrics and timings.
+    and test splits; ``record_part`` the weak / ceiling metrics and timings.  With
+    ``finetune`` (settings of :func:`experiments.finetune.finetune_predict`) the ceiling is the
+    fine-tuned encoder instead of the frozen-feature head (``strong_feats`` is then unused).
     """
     from .losses import make_loss
     t0 = time.perf_counter()
     weak, weak_info = weak_supervisor(task, weak_feats, seed, weak_cfg)
     t1 = time.perf_counter()
-    S = standardize(strong_feats)
     it_s, y_s = task.splits["student"]
     it_t, y_t = task.splits["test"]
     tr, va = split_student(len(y_s), task.info["val_frac"])
-    Xs = design(S, it_s, task.kind)
-    Xt = design(S, it_t, task.kind)
-    bias = task.kind == "cls"
     ce = make_loss("ce", smoothing=cfg.smoothing)
-    theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), ce, cfg, bias=bias,
-                                  val=(Xs[va], y_s[va]), seed=seed)
-    p_ceil = predict(Xt, theta, b)
     if finetune is not None:  # the ceiling is fine-tuned too, so W2S and ceiling match
         from .finetune import finetune_predict
-        p_ceil = finetune_predict(task, y_s[tr].astype(float), y_s[va], ce, seed, **finetune)
-        c_info = {"finetune": finetune}
+        p_ceil, c_info = finetune_predict(task, y_s[tr].astype(float), y_s[va], ce, seed,
+                                          **finetune, desc=f"[finetune] {task.name} ceiling seed {seed}",
+                                          log=log)
+    else:
+        S = standardize(strong_feats)
+        Xs = design(S, it_s, task.kind)
+        Xt = design(S, it_t, task.kind)
+        theta, b, c_info = train_head(Xs[tr], y_s[tr].astype(float), ce, cfg,
+                                      bias=task.kind == "cls", val=(Xs[va], y_s[va]), seed=seed)
+        p_ceil = predict(Xt, theta, b)
     t2 = time.perf_counter()
     weak_m = metrics(weak["test"], y_t)
     weak_m["acc_student_split"] = accuracy(weak["student"], y_s)
@@ -242,35 +246,43 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
 
 def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.ndarray,
                   loss_name: str, noise: float, seed: int, cfg: TrainConfig = TrainConfig(),
-                  finetune: dict | None = None):
-    """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics."""
+                  finetune: dict | None = None, log=None):
+    """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics.
+
+    With ``finetune`` the whole strong encoder is trained
+    (:func:`experiments.finetune.finetune_predict`; ``strong_feats`` is then unused) and the
+    train-split metrics ``agreement_weak_labels_train`` / ``acc_on_flipped_train`` are ``None``
+    (they would cost a pass over the train split).
+    """
     from .losses import make_loss
     loss = make_loss(loss_name, smoothing=cfg.smoothing)
-    S = standardize(strong_feats)
     it_s, y_s = task.splits["student"]
     it_t, y_t = task.splits["test"]
     labels, flipped = flip_labels(weak_student, noise, seed)
     tr, va = split_student(len(y_s), task.info["val_frac"])
-    Xs = design(S, it_s, task.kind)
-    Xt = design(S, it_t, task.kind)
     t0 = time.perf_counter()
-    theta, b, info = train_head(Xs[tr], labels[tr], loss, cfg, bias=task.kind == "cls",
-                                val=(Xs[va], labels[va]), seed=seed)
-    t1 = time.perf_counter()
-    p = predict(Xt, theta, b)
-    p_tr = predict(Xs[tr], theta, b)
     if finetune is not None:  # whole encoder trained instead of the frozen-feature head
         from .finetune import finetune_predict
-        p = finetune_predict(task, labels[tr], labels[va], loss, seed, **finetune)
-        info = {"finetune": finetune}
-        t1 = time.perf_counter()
+        p, info = finetune_predict(task, labels[tr], labels[va], loss, seed, **finetune,
+                                   desc=f"[finetune] {task.name} {loss_name} noise {noise:g} seed {seed}",
+                                   log=log)
+        p_tr = None
+    else:
+        S = standardize(strong_feats)
+        Xs = design(S, it_s, task.kind)
+        Xt = design(S, it_t, task.kind)
+        theta, b, info = train_head(Xs[tr], labels[tr], loss, cfg, bias=task.kind == "cls",
+                                    val=(Xs[va], labels[va]), seed=seed)
+        p = predict(Xt, theta, b)
+        p_tr = predict(Xs[tr], theta, b)
+    t1 = time.perf_counter()
     m = metrics(p, y_t)
     m["agreement_weak"] = float(np.mean((p > 0.5) == (weak_test > 0.5)))
-    m["agreement_weak_labels_train"] = float(np.mean((p_tr > 0.5) == (labels[tr] > 0.5)))
-    if finetune is not None:  # the train-split numbers below describe the frozen head only
-        return m | {"noisy_label_acc_train": accuracy(labels[tr], y_s[tr])}, {"train_s": t1 - t0, **info,
-                                                                             "n_flipped": int(flipped.sum())}
-    m["acc_on_flipped_train"] = (float(np.mean((p_tr[flipped[tr]] > 0.5) == (y_s[tr][flipped[tr]] == 1)))
-                                 if flipped[tr].any() else None)
+    if p_tr is None:
+        m["agreement_weak_labels_train"] = m["acc_on_flipped_train"] = None
+    else:
+        m["agreement_weak_labels_train"] = float(np.mean((p_tr > 0.5) == (labels[tr] > 0.5)))
+        m["acc_on_flipped_train"] = (float(np.mean((p_tr[flipped[tr]] > 0.5) == (y_s[tr][flipped[tr]] == 1)))
+                                     if flipped[tr].any() else None)
     m["noisy_label_acc_train"] = accuracy(labels[tr], y_s[tr])
-    return m, {"train_s": t1 - t0, **info, "n_flipped": int(flipped.sum())}
+    return m, {**info, "train_s": t1 - t0, "n_flipped": int(flipped.sum())}

@@ -45,7 +45,7 @@ from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecor
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 
-__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "expand", "reference_config",
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "expand", "reference_config",
            "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep", "init_worker", "run_job", "slug",
            "prepare_features", "summarize", "format_summary", "check_run_record",
            "check_reference_record", "baselines_from", "resume_todo"]
@@ -73,6 +73,32 @@ QUICK_SWEEP: dict[str, Any] = {
     "noise": [0.0, 0.2],
     "seeds": 1,
 }
+
+#: ``w2sg run --preset finetune`` (and ``w2sg reproduce --finetune``): fine-tuned students on
+#: the task with the largest weak–ceiling gap per forward pass (vader_cls, weak MiniLM-L3: 10.7
+#: points with linear heads; vader_pairs' 10.8 costs two texts per example), CE and the
+#: f-divergences that matter (kl = CE, C8), noise 0 / 0.2 / 0.4, 3 seeds: 3 fine-tuned
+#: ceilings + 54 fine-tuned students.  Each run: 60 AdamW steps (lr 1e-4) of 16 texts cut at 48
+#: tokens (VADER: p95 = 45), the validation slice scored every 20 steps (best kept; patience 2),
+#: the test split once: ~40 CPU-seconds, so ~20 min with 2 workers on 2 idle cores (README;
+#: wall time grows with whatever else shares the cores).  ``device`` is replaced by
+#: ``--device`` (default auto).  On CUDA the same preset scales to the default grid:
+#: ``w2sg run --preset finetune --device cuda --workers 1 --tasks fortunes_pairs vader_pairs
+#: vader_cls --weak minilm-l6-layer0 minilm-l3 --losses ce kl pearson hellinger js jeffreys
+#: reverse_kl tv --noise 0 0.1 0.2 0.3 0.4`` (fortunes texts are longer: add a ``[finetune]``
+#: ``max_length = 208`` table for its p95).
+FINETUNE_SWEEP: dict[str, Any] = {
+    **DEFAULT_SWEEP,
+    "tasks": ["vader_cls"],
+    "weak": ["minilm-l3"],
+    "losses": ["ce", "kl", "tv", "js", "hellinger", "reverse_kl"],
+    "noise": [0.0, 0.2, 0.4],
+    "seeds": 3,
+    "finetune": {"epochs": 1, "lr": 1e-4, "batch_size": 16, "max_length": 48, "max_steps": 60,
+                 "eval_every": 20, "patience": 2, "device": "cpu"},
+}
+#: Named sweeps for ``w2sg run --preset NAME``.
+PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 
 
 def slug(text: str) -> str:
@@ -131,8 +157,12 @@ def prepare_features(config: dict, quiet: bool = True) -> None:
     """Compute (or find in the cache) the strong and weak features a config needs."""
     from .embed import features
     task = _task(config)
-    for model in (config["strong"], config["weak"]):
+    models = (config["weak"],) if config.get("finetune") else (config["strong"], config["weak"])
+    for model in models:  # a fine-tuned run reads tokens, not strong features
         features(task, model, config["max_length"], quiet=quiet)
+    if config.get("finetune"):  # tokenise the pool once, before the workers start
+        from .embed import tokenize_cached
+        tokenize_cached(task.texts, task.dataset, config["finetune"]["max_length"])
 
 
 def baselines_from(part: dict) -> Baselines:
@@ -159,12 +189,12 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
     t0 = time.perf_counter()
     cfg = reference_config(config)
     task = _task(cfg)
-    S = features(task, cfg["strong"], cfg["max_length"])
+    S = None if cfg.get("finetune") else features(task, cfg["strong"], cfg["max_length"])
     W = features(task, cfg["weak"], cfg["max_length"])
     t1 = time.perf_counter()
     arrays, part = reference_outputs(task, S, W, cfg["seed"], _train_cfg(cfg["train"]),
                                      finetune=cfg.get("finetune"),
-                                     weak_cfg=_train_cfg(cfg["weak_train"]))
+                                     weak_cfg=_train_cfg(cfg["weak_train"]), log=_finetune_log())
     path = reference_path(cfg, results_root(root))
     npz = path.with_suffix(".npz")
     digest = ""
@@ -239,10 +269,10 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     t0 = time.perf_counter()
     ref, arrays = _load_reference(config, root)
     task = _task(config)
-    S = features(task, config["strong"], config["max_length"])
+    S = None if config.get("finetune") else features(task, config["strong"], config["max_length"])
     m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
                             config["noise"], config["seed"], _train_cfg(config["train"]),
-                            finetune=config.get("finetune"))
+                            finetune=config.get("finetune"), log=_finetune_log())
     base = ref.baselines
     rel = reference_path(config, Path("."))
     record = RunRecord(
@@ -257,6 +287,15 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
     if write:
         write_record(run_path(config, results_root(root)), record)
     return record
+
+
+def _finetune_log():
+    """Progress lines of fine-tuned runs go to stderr unless ``$W2SG_QUIET`` is set
+    (:func:`run_sweep` sets it for ``quiet`` sweeps; worker processes inherit it)."""
+    if os.environ.get("W2SG_QUIET"):
+        return None
+    import sys
+    return lambda line: print(line, file=sys.stderr, flush=True)
 
 
 def init_worker() -> None:
@@ -352,6 +391,13 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     jobs = [("reference", r, str(root)) for r in todo_refs]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
     bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
+    env = {}  # read by the workers (they inherit this process's environment)
+    if quiet:
+        env["W2SG_QUIET"] = "1"  # no per-evaluation lines from fine-tuned runs
+    if str((sweep.get("finetune") or {}).get("device", "cpu")).startswith("cuda"):
+        env["W2SG_START_METHOD"] = "spawn"  # a CUDA runtime does not survive fork
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         if backend == "ray":
             from .backends.ray_backend import run_phases
@@ -362,6 +408,11 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
             run_phases([jobs, run_jobs], run_job, init_worker, workers=workers, progress=bar.update)
     finally:
         bar.close()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),
             "executed": len(jobs) + len(run_jobs), "skipped": skipped,
             "features_s": t_feat, "total_s": time.perf_counter() - t0}

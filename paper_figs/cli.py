@@ -26,6 +26,11 @@ def register(subparsers) -> None:
     r.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results)")
     r.add_argument("--redo-checks", action="store_true", help="rerun `w2sg check` even if records exist")
     r.add_argument("--skip-runs", action="store_true", help="do not run the training sweep")
+    r.add_argument("--finetune", action="store_true",
+                   help="also run `w2sg run --preset finetune` (fine-tuned students, ~25 min on "
+                        "2 idle CPU cores; their own figure panels)")
+    r.add_argument("--device", default=None,
+                   help="cpu, cuda or auto (default): where the fine-tuned runs train")
     r.add_argument("--json", action="store_true", help="print the figure list as JSON")
     r.set_defaults(func=cmd_reproduce)
 
@@ -112,14 +117,20 @@ def _has_checks(root: Path, quick: bool) -> bool:
 
 
 def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: bool = False,
-              log=print) -> dict:
-    """Sweep, checks, figures under ``root``; returns ``{"steps": [...], "figures": [...]}``."""
+              log=print, finetune: bool = False, device: str | None = None) -> dict:
+    """Sweep, checks, figures under ``root``; returns ``{"steps": [...], "figures": [...]}``.
+
+    ``finetune``: after the sweep, also the fine-tune preset (``w2sg run --preset finetune``,
+    on ``device``)."""
     from .build import build_all
     q = ["--quick"] if quick else []
     steps = []
     plan = []
     if not skip_runs:
         plan.append(("run", ["run", *q, "--out", str(root)]))
+        if finetune:
+            dev = ["--device", device] if device else []
+            plan.append(("run-finetune", ["run", "--preset", "finetune", *dev, "--out", str(root)]))
     if redo_checks or not _has_checks(root, quick):
         plan.append(("check", ["check", *q, "--out", str(root)]))
     else:
@@ -167,11 +178,15 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
 def cmd_reproduce(args) -> int:
     root = _root(args.out, "", "figures")  # each step proves its own folder too
     t0 = time.perf_counter()
+    if getattr(args, "device", None):
+        from experiments.cli import device_arg
+        device_arg(args.device)  # cuda without CUDA: one line, exit 2, before any work
     out = reproduce(root, args.quick, args.redo_checks, args.skip_runs,
-                    log=(lambda *_: None) if args.json else print)
+                    log=(lambda *_: None) if args.json else print,
+                    finetune=getattr(args, "finetune", False), device=getattr(args, "device", None))
     if not args.json:
         for s in out["steps"]:
-            print(f"[reproduce] {s['step']:6s} {s['status']:8s} {s['seconds']:7.1f} s")
+            print(f"[reproduce] {s['step']:12s} {s['status']:8s} {s['seconds']:7.1f} s")
     if out.get("refused") is not None:
         return out["refused"]  # the step already printed its one-line reason
     rc = _report(out["figures"], root, time.perf_counter() - t0, args.json)

@@ -76,6 +76,9 @@ def make(root, figures_dir) -> FigureResult:
                "(KL dashed with hollow markers: it trains exactly like CE, C8), mean ± sample std "
                "over seeds (band). Dotted: weak supervisor; dash-dot: strong ceiling (strong head "
                "on ground truth of the student split). PGR per run, then averaged. "
+               + ("Panels marked (fine-tuned): the whole strong encoder is trained, student and "
+                  "ceiling alike (`w2sg run --preset finetune`). " if any(r.get("finetune") for r in rows) else "")
+               + 
                f"References: {refs}. Skipped records: {rows.skipped}.")
     paths = style.save_figure(fig, figures_dir, NAME, caption,
                               [f"{len(rows.sources)} records under <results root>/runs/:"] + list(rows.sources))

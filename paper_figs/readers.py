@@ -22,10 +22,14 @@ from pathlib import Path
 from w2sg.records import (BenchRecord, CheckRecord, CounterexampleRecord, LlmRunRecord,
                           RecordError, RecordSchemaError, ReferenceRecord, RunRecord, read_record)
 
-__all__ = ["RunRow", "read_runs", "read_checks", "read_counterexamples", "read_bench",
+__all__ = ["RunRow", "FINETUNED_SUFFIX", "read_runs", "read_checks", "read_counterexamples", "read_bench",
            "read_kernel_ratios", "c4_points", "c6_points", "audit", "ReadResult", "finite"]
 
-RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, train_s, steps, source
+RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, train_s, steps, finetune, source
+
+#: Appended to the weak→strong pair name of fine-tuned runs (records with a ``finetune``
+#: config table), so every figure groups them apart from the frozen-encoder heads.
+FINETUNED_SUFFIX = "(fine-tuned)"
 
 #: the record folders under a results root, each read by the readers below
 FOLDERS = ("runs", "checks", "bench")
@@ -93,7 +97,9 @@ def audit(root: str | Path) -> list[str]:
 
 # ----------------------------------------------------------------------------- runs
 def _run_row(rec: RunRecord | LlmRunRecord, source: str) -> RunRow:
-    return {"task": rec.task, "pair": f"{rec.weak}→{rec.strong}", "loss": rec.loss,
+    finetuned = bool(rec.config.get("finetune"))
+    pair = f"{rec.weak}→{rec.strong}" + (f" {FINETUNED_SUFFIX}" if finetuned else "")
+    return {"task": rec.task, "pair": pair, "loss": rec.loss, "finetune": finetuned,
             "noise": rec.noise, "seed": rec.seed, "acc": rec.metrics.acc,
             "weak_acc": rec.reference.weak.acc, "ceiling_acc": rec.reference.ceiling.acc,
             "pgr": rec.metrics.pgr, "train_s": rec.timings.train_s,

@@ -114,7 +114,8 @@ class StudentMetrics:
     """The W2S student on the test split.  ``pgr`` = (acc − weak acc)/(ceiling acc − weak
     acc) (:func:`w2sg.pgr.pgr`), null with ``pgr_undefined`` saying why when there is no gap.
     ``agreement_weak``: test predictions equal to the weak supervisor's;
-    ``agreement_weak_labels_train``: train predictions equal to the (noisy) weak labels;
+    ``agreement_weak_labels_train``: train predictions equal to the (noisy) weak labels (null
+    when fine-tuning: it would cost a pass over the train split);
     ``acc_on_flipped_train``: accuracy on the flipped train examples (null when none were
     flipped, or when fine-tuning); ``noisy_label_acc_train``: accuracy of the noisy labels."""
     acc: float
@@ -123,7 +124,7 @@ class StudentMetrics:
     pgr: Optional[float]
     pgr_undefined: Optional[str]
     agreement_weak: float
-    agreement_weak_labels_train: float
+    agreement_weak_labels_train: Optional[float]
     acc_on_flipped_train: Optional[float]
     noisy_label_acc_train: float
 
