@@ -19,7 +19,7 @@ from .records import RecordError
 __all__ = ["main", "build_parser", "emit", "UsageError", "typed_values"]
 
 SUBCOMMAND_MODULES = (
-    "theory.cli",        # divergences, derive, bound
+    "w2sg.theory_cli",   # divergences, derive, bound (the symbolic core on the command line)
     "numerics.cli",      # check
     "experiments.cli",   # run
     "paper_figs.cli",    # figs, reproduce

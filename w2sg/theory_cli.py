@@ -5,7 +5,7 @@ import argparse
 import math
 import sys
 
-from .generators import NAMED, GeneratorError, get_generator
+from theory.generators import NAMED, GeneratorError, get_generator
 
 
 def _usage(message: str):
@@ -27,7 +27,7 @@ def _typed_bounded(fn, spec: str, *args, what: str):
     """``bounded(fn, spec, *args)``; for a typed generator, an arithmetic failure inside the
     symbolic or numeric work (a number too large for numpy, an overflow) is one line, not a
     traceback.  For the named generators such a failure is a bug and is raised as it is."""
-    from .limits import bounded
+    from theory.limits import bounded
     try:
         return bounded(fn, spec, *args, what=what)
     except (TypeError, ArithmeticError, ValueError) as exc:
@@ -39,15 +39,15 @@ def _typed_bounded(fn, spec: str, *args, what: str):
 
 
 def _divergence_rows(gamma: float) -> list[dict]:
-    from .report import summary
+    from theory.report import summary
     return [summary(get_generator(n), gamma=gamma) for n in NAMED]
 
 
 def _cmd_divergences(args) -> int:
     from w2sg.output import emit
-    from .limits import bounded
+    from theory.limits import bounded
     _check_gamma(args.gamma)
-    from .limits import symbolic_timeout
+    from theory.limits import symbolic_timeout
     # one child for the whole table (the rows share sympy's caches): the limit of 4 derivations
     rows = bounded(_divergence_rows, args.gamma, seconds=4 * symbolic_timeout(),
                    what="the table of divergences")
@@ -71,7 +71,7 @@ def _cmd_divergences(args) -> int:
 
 
 def _derive_row(spec: str, gamma: float) -> dict:
-    from .report import summary
+    from theory.report import summary
     return summary(get_generator(spec), gamma=gamma, with_inequalities=True)
 
 
@@ -145,7 +145,7 @@ def _check_bound_args(args) -> None:
 
 
 def _bound_result(spec: str, args) -> tuple[dict, str]:
-    from . import bounds, joint_range
+    from theory import bounds, joint_range
     gen = get_generator(spec)
     if args.kind == "tv":
         out = {"f": gen.name, "delta": args.delta,
