@@ -138,6 +138,27 @@ def _logits(strong_logits):
     return logits.to(_compute_dtype(logits.dtype))
 
 
+def _weak_rows(weak_probs, k: int, device) -> tuple[torch.Tensor, float]:
+    """``weak_probs`` as an ``(n, k)`` floating tensor (``(n,)`` P(class 1) stacked for binary
+    tasks, integers as float32) and the least row-sum tolerance its dtype allows: ``k·eps``
+    for half-precision weak labels, else 0.
+
+    Raises:
+        ValueError: a shape that does not match ``k`` classes.
+    """
+    w = torch.as_tensor(weak_probs, device=device)
+    if not w.is_floating_point():
+        w = w.to(torch.float32)
+    min_tol = k * torch.finfo(w.dtype).eps if w.dtype in (torch.float16, torch.bfloat16) else 0.0
+    if w.dim() == 1:
+        if k != 2:
+            raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
+        w = torch.stack([1 - w, w], dim=-1)
+    if w.dim() != 2 or w.shape[1] != k:
+        raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
+    return w, min_tol
+
+
 def prepare_weak(weak_probs, k: int, dtype, device=None,
                  smoothing: float = 0.0, tol: float = 1e-4):
     """Validate weak labels, optionally smooth them, return ``(n, k)`` rows in ``dtype``.
@@ -152,18 +173,9 @@ def prepare_weak(weak_probs, k: int, dtype, device=None,
         ValueError: NaN/inf, negative entries or entries above 1, rows not summing to 1
             (within the tolerance), a shape that does not match the logits, or bad ``smoothing``.
     """
-    w = torch.as_tensor(weak_probs, device=device)
-    if not w.is_floating_point():
-        w = w.to(torch.float32)
-    if w.dtype in (torch.float16, torch.bfloat16):
-        tol = max(tol, k * torch.finfo(w.dtype).eps)
+    w, min_tol = _weak_rows(weak_probs, k, device)
+    tol = max(tol, min_tol)
     w = w.to(torch.promote_types(w.dtype, torch.float32))
-    if w.dim() == 1:
-        if k != 2:
-            raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
-        w = torch.stack([1 - w, w], dim=-1)
-    if w.dim() != 2 or w.shape[1] != k:
-        raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
     lo, hi = torch.aminmax(w) if w.numel() else (torch.zeros(()), torch.zeros(()))
     if not (bool(lo >= 0) and bool(hi <= 1 + tol)):  # one pass (NaN fails both); then which row
         if not torch.isfinite(w).all():
@@ -367,20 +379,10 @@ def _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced
         if forced:
             raise ValueError(f"fused='triton': generator {gen.text!r} does not print to Triton ({exc})") from None
         return None
-    w = torch.as_tensor(weak_probs, device=logits.device)
-    if not w.is_floating_point():
-        w = w.to(torch.float32)
-    if w.dim() == 1:
-        if k != 2:
-            raise ValueError(f"1-d weak_probs are P(class 1) for binary tasks, but the logits have {k} classes")
-        w = torch.stack([1 - w, w], dim=-1)
-    if w.dim() != 2 or w.shape[1] != k:
-        raise ValueError(f"weak_probs must have shape (n,) or (n, {k}), got {tuple(w.shape)}")
+    w, min_tol = _weak_rows(weak_probs, k, logits.device)
     if w.shape[0] != logits.shape[0]:
         raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
-    tol = 1e-4  # as prepare_weak: k·eps for half-precision weak labels when larger
-    if w.dtype in (torch.float16, torch.bfloat16):
-        tol = max(tol, k * torch.finfo(w.dtype).eps)
+    tol = max(1e-4, min_tol)  # as prepare_weak's default
     if w.dtype == torch.float64:
         w = w.to(torch.float32)  # the kernel computes in float32
     return kernel(logits, w, float(smoothing), tol)

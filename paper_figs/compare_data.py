@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from w2sg.records import (LlmRunRecord, RecordError, RecordSchemaError, RunRecord, config_hash,
-                          read_record)
+from w2sg.records import LlmRunRecord, RunRecord, config_hash
+
+from .readers import records_of
 
 __all__ = ["RunTable", "tidy_runs"]
 
@@ -35,22 +36,10 @@ def tidy_runs(root) -> RunTable:
     """One row ``{task, weak, seed, loss, noise, mode, setting, acc, pgr, source}`` per run
     record under ``<root>/runs`` (reference records are skipped: they are not students)."""
     root = Path(root)
-    rows, sources, bad = [], [], []
-    folder = root / "runs"
-    paths = sorted(p for p in folder.rglob("*.json")
-                   if not any(part.startswith(".") for part in p.relative_to(folder).parts)) \
-        if folder.exists() else []
-    for p in paths:
+    rows, sources = [], []
+    found, bad = records_of(root / "runs", (RunRecord, LlmRunRecord))
+    for p, rec in found:
         rel = str(p.relative_to(root))
-        try:
-            rec = read_record(p)
-        except RecordSchemaError:
-            raise
-        except RecordError as exc:
-            bad.append(str(exc))
-            continue
-        if not isinstance(rec, (RunRecord, LlmRunRecord)):
-            continue
         cfg = rec.config
         rows.append({"task": rec.task, "weak": rec.weak, "seed": rec.seed, "loss": rec.loss,
                      "noise": rec.noise, "mode": "finetune" if cfg.get("finetune") else "head",

@@ -22,7 +22,7 @@ from pathlib import Path
 from w2sg.records import (BenchRecord, CheckRecord, CounterexampleRecord, LlmRunRecord,
                           RecordError, RecordSchemaError, ReferenceRecord, RunRecord, read_record)
 
-__all__ = ["RunRow", "FINETUNED_SUFFIX", "read_runs", "read_checks", "read_counterexamples", "read_bench",
+__all__ = ["RunRow", "FINETUNED_SUFFIX", "read_runs", "records_of", "read_checks", "read_counterexamples", "read_bench",
            "read_kernel_ratios", "c4_points", "c6_points", "audit", "ReadResult", "finite"]
 
 RunRow = dict  # keys: task, pair, loss, noise, seed, acc, weak_acc, ceiling_acc, pgr, train_s, steps, finetune, source
@@ -67,8 +67,9 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _records(folder: Path, kinds: tuple):
-    """``(path, record)`` of every file of ``kinds`` under ``folder``, and the problems.
+def records_of(folder: Path, kinds: tuple):
+    """``(path, record)`` of every file of ``kinds`` under ``folder`` (sorted by path), and
+    the problems (one line each: file and field).
     Records of other (known) kinds are passed over; an unknown schema raises."""
     out, problems = [], []
     for p in _json_files(folder):
@@ -91,7 +92,7 @@ def audit(root: str | Path) -> list[str]:
     root = Path(root)
     problems = []
     for name in FOLDERS:
-        problems += _records(root / name, ())[1]
+        problems += records_of(root / name, ())[1]
     return problems
 
 
@@ -111,7 +112,7 @@ def read_runs(root: str | Path) -> ReadResult:
     (reference records hold the baselines every run copies; they are not rows)."""
     root = Path(root)
     folder = root / "runs"
-    found, problems = _records(folder, (RunRecord, LlmRunRecord))
+    found, problems = records_of(folder, (RunRecord, LlmRunRecord))
     rows = [_run_row(rec, _rel(p, root)) for p, rec in found]
     return ReadResult(rows, dict.fromkeys(r["source"] for r in rows), problems, folder)
 
@@ -125,7 +126,7 @@ def read_checks(root: str | Path) -> dict[str, dict]:
     then the newest (``written_at``).
     """
     root = Path(root)
-    found, _ = _records(root / "checks", (CheckRecord,))
+    found, _ = records_of(root / "checks", (CheckRecord,))
     best: dict[str, tuple] = {}
     for p, rec in found:
         key = (rec.mode == "full", rec.written_at, str(p))
@@ -143,7 +144,7 @@ def read_counterexamples(root: str | Path) -> ReadResult:
     E D(F̂_sw‖F_w)`` (the inequality says gain ≥ misfit)."""
     root = Path(root)
     folder = root / "checks"
-    found, problems = _records(folder, (CounterexampleRecord,))
+    found, problems = records_of(folder, (CounterexampleRecord,))
     rows = [{"variant": rec.variant, "generator": rec.generator, "gain": rec.gain,
              "misfit": rec.misfit, "seed": rec.search_seed,
              "counterexample": True,  # stored because the search found it failing
@@ -173,7 +174,7 @@ def c6_points(check: dict) -> list[dict]:
 def _newest_bench(root: Path, section: str):
     """``(path, record, problems)`` of the newest bench record (by file name: a UTC stamp)
     that has ``section``; ``(None, None, problems)`` if none."""
-    found, problems = _records(root / "bench", (BenchRecord,))
+    found, problems = records_of(root / "bench", (BenchRecord,))
     for p, rec in sorted(found, key=lambda pr: pr[0].name, reverse=True):
         if getattr(rec, section):
             return p, rec, problems
