@@ -1,4 +1,5 @@
-"""``w2sg bench`` output is well-formed (benchmarks are measurements: nothing here checks speed)."""
+"""``w2sg bench``: its statistics are the stated ones and its rows are consistent with each
+other (benchmarks are measurements: nothing here checks speed)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,14 @@ def _finite(x):
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+def test_stats_are_numpy_percentiles_in_milliseconds():
+    from experiments.bench import stats
+    got = stats([0.004, 0.001, 0.003, 0.002, 0.010])  # seconds
+    # sorted ms: 1 2 3 4 10; linear-interpolated quartiles at positions 1 and 3
+    assert got == {"median_ms": pytest.approx(3.0), "q1_ms": pytest.approx(2.0), "q3_ms": pytest.approx(4.0),
+                   "iqr_ms": pytest.approx(2.0), "min_ms": pytest.approx(1.0), "n": 5}
+
+
 def test_kernel_bench_rows_are_well_formed():
     from experiments.bench import bench_kernels, format_tables
     out = bench_kernels(shapes=((256, 2), (32, 50)), generators=("kl", "js"), typed=("(t-1)**2/(t+1)",), reps=3)
@@ -24,11 +33,12 @@ def test_kernel_bench_rows_are_well_formed():
         for r in sh["rows"]:
             for kind in ("cpu", "wall"):
                 s = r[kind]
-                assert s["n"] == 3 and s["q1_ms"] <= s["median_ms"] <= s["q3_ms"]
-                assert s["iqr_ms"] >= 0
-            assert _finite(r["ratio_cpu"]) and r["ratio_cpu"] > 0
+                assert s["n"] == 3 and s["iqr_ms"] == pytest.approx(s["q3_ms"] - s["q1_ms"])
+                assert 0 < s["min_ms"] <= s["median_ms"]
+            # each ratio is that row's median CPU time over CE's, from the same sample
+            ce_median = next(r for r in sh["rows"] if r["loss"] == "ce")["cpu"]["median_ms"]
+            assert r["ratio_cpu"] == pytest.approx(r["cpu"]["median_ms"] / ce_median)
             assert r["peak_mib"] is None or r["peak_mib"] >= 0
-        assert next(r for r in sh["rows"] if r["loss"] == "ce")["ratio_cpu"] == pytest.approx(1.0)
     text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2}, "kernels": out})
     assert "256×2" in text and "js" in text and "reference ×CE" in text
 
