@@ -121,7 +121,8 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
     """Sweep, checks, figures under ``root``; returns ``{"steps": [...], "figures": [...]}``.
 
     ``finetune``: after the sweep, also the fine-tune preset (``w2sg run --preset finetune``,
-    on ``device``)."""
+    on ``device``).  After the checks and the benchmark, ``w2sg compare`` writes the paired
+    comparison of every loss with CE (``compare/acc-vs-ce.json``)."""
     from .build import build_all
     q = ["--quick"] if quick else []
     steps = []
@@ -142,6 +143,8 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
     else:
         plan.append(("bench", ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
                                "--out", str(root)]))
+    if not skip_runs:  # the paired comparison table of the runs (its figure is made by figs)
+        plan.append(("compare", ["compare", "--out", str(root)]))
     refused = None
     for name, argv in plan:
         if refused is not None:

@@ -152,15 +152,16 @@ def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkey
     calls = []
     monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
     out = cli.reproduce(root, quick=True, log=lambda *_: None)
-    assert calls == [["run", "--quick", "--out", str(root)]]  # checks and bench exist: reused
-    assert [s["step"] for s in out["steps"]] == ["run", "check", "bench", "figs"]
+    assert calls == [["run", "--quick", "--out", str(root)],  # checks and bench exist: reused
+                     ["compare", "--out", str(root)]]
+    assert [s["step"] for s in out["steps"]] == ["run", "check", "bench", "compare", "figs"]
     assert out["steps"][1]["status"] == "reused" and out["steps"][2]["status"] == "reused"
     calls.clear()
     empty = tmp_path / "empty"
     out = cli.reproduce(empty, quick=False, log=lambda *_: None)
     assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)],
                      ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
-                      "--out", str(empty)]]
+                      "--out", str(empty)], ["compare", "--out", str(empty)]]
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
 
 
