@@ -47,12 +47,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from theory import NAMED
+
 __all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels",
            "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench",
            "format_tables"]
 
-GENERATORS: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl",
-                               "neyman", "tv")
+#: Every named generator (:data:`theory.NAMED`).
+GENERATORS: tuple[str, ...] = tuple(NAMED)
 #: Typed generators (expressions in ``t``) measured alongside the named ones.
 TYPED: tuple[str, ...] = ("(t-1)**2/(t+1)",)
 SHAPES: tuple[tuple[int, int], ...] = ((65536, 2), (4096, 1000))

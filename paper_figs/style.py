@@ -18,12 +18,14 @@ if not os.environ.get("MPLBACKEND"):
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments.losses import BASELINE_LOSSES, FDIV_LOSSES  # noqa: E402  (names only; no torch)
+
 __all__ = ["LOSS_ORDER", "LABELS", "COLORS", "line_kw", "order_losses", "new_figure",
            "save_figure", "COLUMN_WIDTH", "apply_style"]
 
-#: The paper's legend order, then the extra generators and the baselines.
-LOSS_ORDER = ("ce", "kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv",
-              "neyman", "aux_conf", "product")
+#: The paper's legend order (CE, its f-divergences, TV: the sweep's registry,
+#: :data:`experiments.losses.FDIV_LOSSES`), then Neyman χ² and the baselines.
+LOSS_ORDER = ("ce",) + FDIV_LOSSES + ("neyman",) + BASELINE_LOSSES
 
 LABELS = {
     "ce": "CE", "kl": "KL", "pearson": "Pearson χ²", "hellinger": "squared Hellinger",
