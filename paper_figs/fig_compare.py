@@ -33,8 +33,15 @@ def make(root, figures_dir) -> FigureResult:
     for i, mode in enumerate(modes):
         for j, noise in enumerate(noises):
             ax = axes[i, j]
+            here = [r for r in table if r["mode"] == mode and r["noise"] == noise]
+            if not here:  # this student mode was not run at this noise level
+                ax.set_title(f"noise {noise:g}" + (f" · {mode}" if len(modes) > 1 else ""), fontsize=7)
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center",
+                        fontsize=7, color="#777777")
+                ax.set_xticks([])
+                continue
             ax.axvline(0, color="#777777", lw=0.8, zorder=1)
-            for r in (r for r in table if r["mode"] == mode and r["noise"] == noise):
+            for r in here:
                 if r["mean_diff"] is None:
                     continue
                 kw = style.line_kw(r["loss"])
