@@ -329,6 +329,23 @@ def _set_aside(exc: RecordError, paths, quiet: bool) -> None:
           file=sys.stderr, flush=True)
 
 
+def _pending(configs, root, path_of, check, files_of, quiet) -> list[dict]:
+    """The configs whose record at ``path_of(config, root)`` is missing or fails ``check``
+    (its ``files_of(path)`` are then moved aside and named)."""
+    todo = []
+    for cfg in configs:
+        path = path_of(cfg, root)
+        if not path.exists():
+            todo.append(cfg)
+            continue
+        try:
+            check(cfg, root)
+        except RecordError as exc:
+            _set_aside(exc, files_of(path), quiet)
+            todo.append(cfg)
+    return todo
+
+
 def resume_todo(refs: list[dict], runs: list[dict], root, quiet: bool = False):
     """``(references to compute, runs to compute)``: those without a valid record.
 
@@ -337,28 +354,9 @@ def resume_todo(refs: list[dict], runs: list[dict], root, quiet: bool = False):
     (:func:`w2sg.records.move_aside`), named on stderr and scheduled again.  The runs of a
     redone reference are redone too (their copied baselines came from the old one).
     """
-    todo_refs = []
-    for r in refs:
-        path = reference_path(r, root)
-        if not path.exists():
-            todo_refs.append(r)
-            continue
-        try:
-            check_reference_record(r, root)
-        except RecordError as exc:
-            _set_aside(exc, [path, path.with_suffix(".npz")], quiet)
-            todo_refs.append(r)
-    todo_runs = []
-    for r in runs:
-        path = run_path(r, root)
-        if not path.exists():
-            todo_runs.append(r)
-            continue
-        try:
-            check_run_record(r, root)
-        except RecordError as exc:
-            _set_aside(exc, [path], quiet)
-            todo_runs.append(r)
+    todo_refs = _pending(refs, root, reference_path, check_reference_record,
+                         lambda path: [path, path.with_suffix(".npz")], quiet)
+    todo_runs = _pending(runs, root, run_path, check_run_record, lambda path: [path], quiet)
     return todo_refs, todo_runs
 
 

