@@ -23,7 +23,7 @@ from theory.parsing import L
 
 from .codegen import TORCH_MODULES
 
-__all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "logratio_value_and_grad_ratio_torch",
+__all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "with_saved_gradient", "logratio_value_and_grad_ratio_torch",
            "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO"]
 
 
@@ -439,7 +439,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
                 pool.put(t)
         return per_example, grad
 
-    def parts(z, w, log_w, need_grad, zeros=None):
+    def parts(z, w, log_w, zeros=None, *, need_grad):
         if w.requires_grad or (log_w is not None and log_w.requires_grad):
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
         n, k = z.shape
@@ -458,7 +458,7 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
                           grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
         return loss, grad
 
-    return _with_saved_gradient(parts)
+    return with_saved_gradient(parts)
 
 
 def _text_hash(text: str) -> str:
@@ -506,23 +506,27 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
                                parts.__globals__, name, parts.__defaults__, parts.__closure__)
     compiled = torch.compile(parts, dynamic=False)
 
-    def run(z, w, log_w, need_grad, zeros=None):
+    def run(z, w, log_w, zeros=None, *, need_grad):
         zmask, fpi = (None, 0.0) if zeros is None or zeros[2] == 0 else (zeros[1], zeros[2])
         return compiled(z, w, log_w, zmask, fpi)
 
-    return _with_saved_gradient(run)
+    return with_saved_gradient(run)
 
 
-def _with_saved_gradient(parts: Callable) -> Callable:
-    """Wrap ``parts(z, w, log_w, need_grad, zeros) -> (per-example loss, ∂loss/∂z)`` as a
-    differentiable ``(z, w, log_w, zeros=None) ↦ per-example loss`` whose backward pass is
-    one multiply by the gradient saved in the forward pass (``once_differentiable``)."""
+def with_saved_gradient(parts: Callable) -> Callable:
+    """Wrap ``parts(z, *args, need_grad=…) -> (per-example loss, ∂loss/∂z or None)`` as a
+    differentiable ``(z, *args) ↦ per-example loss`` whose backward pass is one multiply by
+    the gradient saved in the forward pass (``once_differentiable``).  The gradient comes back
+    in ``z``'s dtype; for float16 ``z`` (whose gradient ``parts`` keeps in float32) it
+    saturates at ±65504 instead of overflowing.  The fused kernels here and the Triton
+    kernel (:mod:`fdiv_torch.triton_kernel`) share it."""
     import torch
 
     class _SavedGradient(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, z, w, log_w, zeros):
-            per_example, grad = parts(z, w, log_w, ctx.needs_input_grad[0], zeros)
+        def forward(ctx, z, *args):
+            per_example, grad = parts(z, *args, need_grad=ctx.needs_input_grad[0])
+            ctx.half, ctx.n_args = z.dtype == torch.float16, len(args)
             ctx.save_for_backward(grad if grad is not None else torch.empty(0))
             return per_example
 
@@ -531,12 +535,16 @@ def _with_saved_gradient(parts: Callable) -> Callable:
         def backward(ctx, gout):
             (grad,) = ctx.saved_tensors
             # (a stride-0 ``expand`` of the mean's scalar makes a broadcast multiply 3-4x slower)
-            return grad * gout.reshape(-1, 1).contiguous(), None, None, None
+            out = grad * gout.to(grad.dtype).reshape(-1, 1).contiguous()
+            if ctx.half:
+                top = torch.finfo(torch.float16).max
+                out = out.clamp_(-top, top).to(torch.float16)
+            return (out,) + (None,) * ctx.n_args
 
-    def kernel(z, w, log_w, zeros=None):
+    def kernel(z, *args):
         if not z.requires_grad or not torch.is_grad_enabled():
             with torch.no_grad():
-                return parts(z, w, log_w, False, zeros)[0]
-        return _SavedGradient.apply(z, w, log_w, zeros)
+                return parts(z, *args, need_grad=False)[0]
+        return _SavedGradient.apply(z, *args)
 
     return kernel

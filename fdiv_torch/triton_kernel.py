@@ -55,6 +55,8 @@ from theory.codegen import logratio_expr, logratio_grad_expr
 from theory.generators import Generator
 from theory.parsing import L
 
+from .fused import with_saved_gradient
+
 __all__ = ["available", "unavailable_reason", "Unsupported", "triton_source", "fdiv_kernel_triton",
            "launch_config", "body_statements", "interpreting", "MAX_BLOCK",
            "compile_ahead"]
@@ -398,7 +400,7 @@ def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float]
     zero_ok = math.isfinite(f_inf)
     f_inf_arg = float(f_inf) if zero_ok else 0.0
 
-    def parts(z, w, smoothing, tol, need_grad):
+    def parts(z, w, smoothing=0.0, tol=1e-4, *, need_grad):
         n, k = z.shape
         if z.stride(-1) != 1:
             z = z.contiguous()
@@ -421,31 +423,7 @@ def fdiv_kernel_triton(gen: Generator, clamp: float, slopes: tuple[float, float]
         _check_async(flag, zero_ok)
         return loss, (grad if need_grad else None)
 
-    class _Fdiv(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, z, w, smoothing, tol):
-            loss, grad = parts(z, w, smoothing, tol, ctx.needs_input_grad[0])
-            ctx.half = z.dtype == torch.float16
-            ctx.save_for_backward(grad if grad is not None else torch.empty(0))
-            return loss
-
-        @staticmethod
-        @torch.autograd.function.once_differentiable
-        def backward(ctx, gout):
-            (grad,) = ctx.saved_tensors
-            out = grad * gout.to(grad.dtype).reshape(-1, 1)
-            if ctx.half:  # float16 logits: saturate, never overflow (as the other paths)
-                top = torch.finfo(torch.float16).max
-                out = out.clamp_(-top, top).to(torch.float16)
-            return out, None, None, None
-
-    def kernel(z, w, smoothing: float = 0.0, tol: float = 1e-4):
-        if not z.requires_grad or not torch.is_grad_enabled():
-            with torch.no_grad():
-                return parts(z, w, smoothing, tol, False)[0]
-        return _Fdiv.apply(z, w, smoothing, tol)
-
-    return kernel
+    return with_saved_gradient(parts)
 
 
 def triton_cdiv(a: int, b: int) -> int:
