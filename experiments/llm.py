@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import resolve_device
+
 __all__ = ["HUB_DATASETS", "load_pairs", "load_jsonl_pairs", "load_lm", "lm_features",
            "pair_task", "run_llm_sweep", "resolve_device"]
 
@@ -31,15 +33,6 @@ HUB_DATASETS = {
     "hh-rlhf-harmless": ("Anthropic/hh-rlhf", "harmless-base"),
     "cai-harmless": ("HuggingFaceH4/cai-conversation-harmless", None),
 }
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return device
 
 
 def load_jsonl_pairs(path: str | os.PathLike, n: int | None = None) -> list[tuple[str, str]]:
