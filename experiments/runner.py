@@ -322,14 +322,14 @@ def _say(msg: str, quiet: bool = False) -> None:
         print(f"[w2sg run] {msg}", file=sys.stderr, flush=True)
 
 
-def _set_aside(exc: RecordError, paths, quiet: bool) -> None:
+def _set_aside(exc: RecordError, paths) -> None:
     moved = [str(move_aside(p)) for p in paths if Path(p).exists()]
     # named on the console even with --quiet: a record that was not trusted is news
     print(f"[w2sg run] invalid record, redoing it: {exc}; moved aside: {', '.join(moved) or '-'}",
           file=sys.stderr, flush=True)
 
 
-def _pending(configs, root, path_of, check, files_of, quiet) -> list[dict]:
+def _pending(configs, root, path_of, check, files_of) -> list[dict]:
     """The configs whose record at ``path_of(config, root)`` is missing or fails ``check``
     (its ``files_of(path)`` are then moved aside and named)."""
     todo = []
@@ -341,22 +341,23 @@ def _pending(configs, root, path_of, check, files_of, quiet) -> list[dict]:
         try:
             check(cfg, root)
         except RecordError as exc:
-            _set_aside(exc, files_of(path), quiet)
+            _set_aside(exc, files_of(path))
             todo.append(cfg)
     return todo
 
 
-def resume_todo(refs: list[dict], runs: list[dict], root, quiet: bool = False):
+def resume_todo(refs: list[dict], runs: list[dict], root):
     """``(references to compute, runs to compute)``: those without a valid record.
 
     Existing records are validated (:func:`check_reference_record`,
     :func:`check_run_record`); an invalid one (and a reference's ``.npz``) is moved aside
-    (:func:`w2sg.records.move_aside`), named on stderr and scheduled again.  The runs of a
-    redone reference are redone too (their copied baselines came from the old one).
+    (:func:`w2sg.records.move_aside`), named on stderr (even in a quiet sweep) and scheduled
+    again.  The runs of a redone reference are kept: a reference is deterministic in its
+    config, so the recomputed one has the baselines the runs already hold (tested).
     """
     todo_refs = _pending(refs, root, reference_path, check_reference_record,
-                         lambda path: [path, path.with_suffix(".npz")], quiet)
-    todo_runs = _pending(runs, root, run_path, check_run_record, lambda path: [path], quiet)
+                         lambda path: [path, path.with_suffix(".npz")])
+    todo_runs = _pending(runs, root, run_path, check_run_record, lambda path: [path])
     return todo_refs, todo_runs
 
 
@@ -384,7 +385,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
             seen.add(key)
             prepare_features(ref, quiet=quiet)
     t_feat = time.perf_counter() - t0
-    todo_refs, todo_runs = resume_todo(refs, runs, root, quiet=quiet)
+    todo_refs, todo_runs = resume_todo(refs, runs, root)  # names set-aside records even when quiet
     skipped = len(refs) - len(todo_refs) + len(runs) - len(todo_runs)
     jobs = [("reference", r, str(root)) for r in todo_refs]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
