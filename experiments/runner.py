@@ -39,7 +39,7 @@ import numpy as np
 
 from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
                           RunRecord, RunTimings, WeakMetrics, clean_temp_files, config_hash,
-                          file_sha256, move_aside, read_record, results_root, student_metrics,
+                          file_sha256, finite_or_none, move_aside, read_record, results_root, student_metrics,
                           write_record)
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
@@ -169,15 +169,11 @@ def baselines_from(part: dict) -> Baselines:
     """:class:`Baselines` from :func:`experiments.pipeline.reference_outputs`' record part."""
     w, c = part["weak"], part["ceiling"]
     return Baselines(
-        weak=WeakMetrics(acc=w["acc"], auroc=_finite_or_none(w["auroc"]), ece=w["ece"],
+        weak=WeakMetrics(acc=w["acc"], auroc=finite_or_none(w["auroc"]), ece=w["ece"],
                          acc_student_split=w["acc_student_split"]),
-        ceiling=CeilingMetrics(acc=c["acc"], auroc=_finite_or_none(c["auroc"]), ece=c["ece"],
+        ceiling=CeilingMetrics(acc=c["acc"], auroc=finite_or_none(c["auroc"]), ece=c["ece"],
                                agreement_weak=c["agreement_weak"]),
         gap=part["gap"])
-
-
-def _finite_or_none(x):
-    return float(x) if x is not None and np.isfinite(x) else None
 
 
 def execute_reference(config: dict, root: str | os.PathLike | None = None,

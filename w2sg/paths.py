@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UsageError
+from .records import results_root
 
 __all__ = ["results_dir", "writable_dir"]
 
@@ -29,9 +30,7 @@ def results_dir(out: str | os.PathLike | None, flag: str = "--out") -> Path:
             raise UsageError(f"{flag} is empty; give a folder, e.g. {flag} results")
         if "\0" in str(text):
             raise UsageError(f"{flag} {text!r} contains a NUL byte")
-        return Path(text)
-    env = os.environ.get("W2SG_RESULTS")
-    return Path(env) if env and env.strip() else Path("results")
+    return results_root(out)
 
 
 def writable_dir(folder: str | os.PathLike, what: str = "output folder",

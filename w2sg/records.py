@@ -51,7 +51,7 @@ from typing import Any, Optional
 
 from .strict_json import dumps, plain
 
-__all__ = ["to_plain", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
+__all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
            "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
@@ -376,7 +376,7 @@ def student_metrics(m: dict, pgr_value: float) -> StudentMetrics:
     """:class:`StudentMetrics` from the pipeline's metric dict and the run's PGR (NaN when
     undefined → null + :data:`PGR_UNDEFINED`)."""
     ok = pgr_value is not None and math.isfinite(pgr_value)
-    return StudentMetrics(acc=m["acc"], auroc=_finite(m["auroc"]), ece=m["ece"],
+    return StudentMetrics(acc=m["acc"], auroc=finite_or_none(m["auroc"]), ece=m["ece"],
                           pgr=float(pgr_value) if ok else None,
                           pgr_undefined=None if ok else PGR_UNDEFINED,
                           agreement_weak=m["agreement_weak"],
@@ -394,13 +394,16 @@ def worst_slack_fields(worst_slack: float) -> dict:
             ("inf" if x > 0 else "-inf")}
 
 
-def _finite(x):
+def finite_or_none(x):
+    """``x`` as a float, or ``None`` when it is missing or not finite (strict JSON has no NaN)."""
     return float(x) if x is not None and math.isfinite(x) else None
 
 
 def results_root(out: str | os.PathLike | None = None) -> Path:
-    """The results root: ``out``, else ``$W2SG_RESULTS``, else ``./results``."""
-    return Path(out or os.environ.get("W2SG_RESULTS") or "results")
+    """The results root: ``out``, else ``$W2SG_RESULTS`` (unless blank), else ``./results``.
+    (The commands first refuse a blank ``--out``: :func:`w2sg.paths.results_dir`.)"""
+    env = os.environ.get("W2SG_RESULTS")
+    return Path(out or (env if env and env.strip() else None) or "results")
 
 
 def config_hash(config: dict[str, Any]) -> str:
