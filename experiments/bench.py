@@ -19,12 +19,15 @@ Method
   and is reported separately (``workspace_mib``).
 * **Kernels.**  ``fdiv_loss`` forward + backward (gradient w.r.t. the logits) for every
   named generator and a typed one, against ``torch.nn.functional.cross_entropy`` with the
-  same soft labels and logits: the fused path (default), the reference path
-  (``fused=False``: autograd through the generated ``g``, weak labels validated every
-  call; the code before this benchmark's changes) and optionally ``torch.compile`` of
-  the fused kernel (``fused="compile"``) and of cross-entropy.  Every call takes the next
-  of 9 distinct weak-label tensors (``fresh_weak``; more than the weak-label cache of
-  :mod:`experiments.losses` holds), as minibatch training does.
+  same soft labels and logits: the default path (``fused``: the generated C kernel
+  :mod:`fdiv_torch.c_kernel` where a C compiler builds it, else the generated torch
+  kernel), the generated torch kernel (``torch``, ``fused="torch"``, measured when the
+  default is C), the reference path (``fused=False``: autograd through the generated
+  ``g``, weak labels validated every call) and optionally ``torch.compile`` of the torch
+  kernel (``fused="compile"``) and of cross-entropy.  Every call takes the next of 9
+  distinct weak-label tensors (``fresh_weak``; more than the weak-label cache of
+  :mod:`experiments.losses` holds), as minibatch training does.  The CPU goal (every named
+  generator ≤ 1.5× CE on the default path, :func:`cpu_goal`) is stated under the tables.
 * **GPU** (``--device cuda``): :mod:`experiments.bench_cuda` (CUDA events,
   ``torch.cuda`` peak memory, CE and Liger-Kernel side by side).
 * **Training.**  ``experiments.pipeline.train_head`` (full-batch Adam: one step is one
@@ -37,6 +40,7 @@ Method
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -49,7 +53,7 @@ import numpy as np
 
 from theory import NAMED
 
-__all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels",
+__all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels", "cpu_goal",
            "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench",
            "format_tables"]
 
@@ -88,13 +92,33 @@ def _interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1) 
     return {n: {"wall": stats(wall[n]), "cpu": stats(cpu[n])} for n in names}
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """File descriptor 2 to /dev/null for the duration: the profiler's C++ side (kineto)
+    prints a ``USDT: … profiler_start/stop`` line per use, two per measured variant."""
+    import sys
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_memory_mib(fn: Callable[[], Any]) -> float | None:
     """Peak bytes (MiB) torch's CPU allocator holds during one call of ``fn`` beyond what it
     held before (``torch.profiler`` memory events; see the module doc).  None if unavailable."""
     import torch
     try:
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                    profile_memory=True) as prof:
+        with _quiet_native_stderr(), torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
         fd, path = tempfile.mkstemp(suffix=".json")
         os.close(fd)
@@ -148,6 +172,32 @@ def _compile_variant(spec: str, x, w) -> tuple[Callable | None, dict]:
         return None, info
 
 
+def _c_kernel_info() -> dict:
+    """Whether the generated C kernel builds here, and with which compiler flags."""
+    from fdiv_torch import c_kernel
+    if not c_kernel.available():
+        return {"available": False, "reason": c_kernel.unavailable_reason()}
+    from fdiv_torch.logratio import tail_slopes
+    from theory import get_generator
+    gen = get_generator("kl")
+    flags = c_kernel.build_flags(gen, 30.0, tail_slopes(gen, 30.0), 0.0)
+    return {"available": True, "flags": flags, "vector_math": "-DW2SG_MVEC" in flags}
+
+
+def cpu_goal(kernels: dict, target: float = 1.5) -> list[dict]:
+    """Per shape: the slowest named generator on the default path (CPU-time ratio to CE)
+    and whether every named generator is within ``target`` × CE (issue goal: 1.5)."""
+    out = []
+    for sh in kernels["shapes"]:
+        rows = [r for r in sh["rows"] if r["variant"] == "fused" and not r["typed"] and r["loss"] != "ce"]
+        if not rows:
+            continue
+        worst = max(rows, key=lambda r: r["ratio_cpu"])
+        out.append({"shape": f"{sh['n']}×{sh['k']}", "worst": worst["loss"], "worst_ratio": worst["ratio_cpu"],
+                    "target": target, "met": all(r["ratio_cpu"] <= target for r in rows)})
+    return out
+
+
 def _cycling(ws: list) -> Callable[[], Any]:
     """A function returning the next tensor of ``ws`` at every call (round robin)."""
     state = {"i": -1}
@@ -160,16 +210,21 @@ def _cycling(ws: list) -> Callable[[], Any]:
 
 def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int = 15,
                   compile_generators=(), seed: int = 0, reference: bool = True,
-                  fresh_weak: bool = True) -> dict:
+                  fresh_weak: bool = True, torch_kernel: bool = True) -> dict:
     """Forward + backward of ``fdiv_loss`` per generator vs ``F.cross_entropy`` (module doc).
 
+    Variants: ``fused`` (the default path: the generated C kernel where it builds, else the
+    torch kernel; ``default_path`` in the result says which), ``torch`` (the generated torch
+    kernel, ``fused="torch"``, when the default is C and ``torch_kernel``), ``reference``.
     ``fresh_weak``: each call of each variant gets the next of 9 distinct weak-label
     tensors (no weak-label preparation is reused); ``False``: one tensor for all calls."""
     import torch
     import torch.nn.functional as F
+    from fdiv_torch import c_kernel
     from fdiv_torch.fused import WORKSPACE
     from .losses import fdiv_loss
-    out = {"shapes": []}
+    default = "c" if c_kernel.available() else "torch"
+    out = {"shapes": [], "default_path": default, "c_kernel": _c_kernel_info()}
     for n, k in shapes:
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, k, generator=g) * 3
@@ -190,6 +245,11 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
                 fdiv_loss(x, weak(), spec).backward()
 
             fns[f"{spec}|fused"] = fused
+            if torch_kernel and default == "c":
+                def eager(spec=spec, weak=_cycling(pool)):
+                    x.grad = None
+                    fdiv_loss(x, weak(), spec, fused="torch").backward()
+                fns[f"{spec}|torch"] = eager
             if reference:
                 def ref(spec=spec, weak=_cycling(pool)):
                     x.grad = None
@@ -478,6 +538,16 @@ def format_tables(record: dict) -> str:
                                                               if info.get("ok") else f"failed ({info.get('error')})"))
         if kern.get("compile_note"):
             lines.append(kern["compile_note"])
+        if kern.get("default_path"):
+            info = kern.get("c_kernel") or {}
+            lines.append("")
+            lines.append("fused = fdiv_loss's default CPU path: " + (
+                f"the generated C kernel ({'vectorised exp/log' if info.get('vector_math') else 'scalar exp/log'})"
+                if kern["default_path"] == "c" else f"the generated torch kernel ({info.get('reason')})")
+                + ("; torch = the generated torch kernel" if kern["default_path"] == "c" else ""))
+            for g in cpu_goal(kern):
+                lines.append(f"CPU goal, every named generator ≤ {g['target']}× CE at {g['shape']}: "
+                             f"{'met' if g['met'] else 'NOT met'} (slowest: {g['worst']} {g['worst_ratio']:.2f}×)")
     tr = record.get("training")
     if tr:
         lines.append("")

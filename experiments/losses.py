@@ -290,9 +290,15 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
             (``"(t-1)**2/(t+1)"``) or a :class:`theory.Generator`.
         smoothing: ``ε`` in ``w ← (w + ε)/(1 + kε)``; default 0 (exact ``D_f``).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
-        fused: use the generated fused kernel :func:`fdiv_torch.fused.fdiv_kernel_torch`
-            (same values; analytic gradient; weak labels prepared once per tensor);
-            ``"compile"``: the same kernel through ``torch.compile``
+        fused: ``True`` (default): a generated kernel with the analytic gradient, the
+            fastest that applies (same values as the reference path within rounding):
+            on CPU, for float32/bfloat16/float16 logits, the generated C kernel
+            :func:`fdiv_torch.c_kernel.fdiv_kernel_c` when a C compiler builds it (one
+            read of the logits and weak labels; weak labels validated in the same pass);
+            otherwise (float64, no compiler) the generated torch kernel
+            :func:`fdiv_torch.fused.fdiv_kernel_torch` (weak labels prepared once per
+            tensor).  ``"c"`` and ``"torch"`` force those two;
+            ``"compile"``: the torch kernel through ``torch.compile``
             (:func:`fdiv_torch.fused.fdiv_kernel_compiled`; seconds to compile per shape).
             ``False`` is the reference path (autograd through the generated ``g``), also
             taken automatically when ``weak_probs`` requires grad.  The fused kernel is
@@ -313,8 +319,14 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
     logits = _logits(strong_logits)
     k = logits.shape[1]
     w_grad = isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad
+    if fused not in _FUSED:
+        raise ValueError(f"fused must be one of {', '.join(map(repr, _FUSED))}, got {fused!r}")
     if fused is True or fused == "triton":
         out = _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced=fused == "triton")
+        if out is not None:
+            return _reduce(out, reduction)
+    if fused is True or fused == "c":
+        out = _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced=fused == "c")
         if out is not None:
             return _reduce(out, reduction)
     # log w̃ only where it is read: the reference path, torch.compile, generators that read l
@@ -336,6 +348,57 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
     if zero is not None and fpi != 0:  # Σ_{c: w_c = 0} s_c f'(∞)
         per_example = per_example + fpi * (torch.exp(log_s) * zero).sum(dim=-1)
     return _reduce(per_example, reduction)
+
+
+#: Accepted values of ``fdiv_loss(fused=...)``.
+_FUSED = (True, False, "c", "torch", "compile", "triton")
+
+
+def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
+    """Per-example loss from the generated C kernel (:mod:`fdiv_torch.c_kernel`), or None
+    when it does not apply: the default on CPU for float32 and float64 logits (float16 and
+    bfloat16 arrive here as float32, see :func:`_logits`) and weak labels that do not
+    require grad, when a
+    C compiler builds the kernel; ``fused="c"`` forces it and raises instead of falling
+    back.  Invalid weak labels raise the same ``ValueError`` as :func:`prepare_weak`."""
+    from fdiv_torch import c_kernel as ck
+    why = None
+    if logits.device.type != "cpu":
+        why = f"the C kernel runs on the CPU, not {logits.device.type}"
+    elif logits.dtype not in (torch.float32, torch.float64):
+        why = f"the C kernel takes float32 or float64 logits, not {logits.dtype}"
+    elif isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad:
+        why = "weak labels that require grad take the reference path"
+    elif not ck.available():
+        why = ck.unavailable_reason()
+    if why is not None:
+        if forced:
+            raise ValueError(f"fused='c': {why}")
+        return None
+    from fdiv_torch.logratio import clamp_limit
+    k = logits.shape[1]
+    if not (0 <= smoothing < 1 / k):
+        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    lc = clamp_limit(logits.dtype)
+    try:
+        kernel = ck.fdiv_kernel_c(gen, lc, slopes[lc], _fprime_inf(spec), str(logits.dtype).split(".")[-1])
+    except ck.Unsupported as exc:
+        if forced:
+            raise ValueError(f"fused='c': generator {gen.text!r} has no C kernel ({exc})") from None
+        return None
+    w, min_tol = _weak_rows(weak_probs, k, logits.device)
+    if w.shape[0] != logits.shape[0]:
+        prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)  # invalid labels first, as elsewhere
+        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    try:
+        return kernel(logits, w, float(smoothing), max(1e-4, min_tol))  # tolerance as prepare_weak's
+    except ck.InvalidWeakRow:
+        # the kernel only flags the row; the validation of the other paths says what is wrong
+        w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
+        zero = w == 0
+        if bool(zero.any()):
+            _zero_term(spec, zero, gen.text)
+        raise
 
 
 def _reads_l(gen) -> bool:

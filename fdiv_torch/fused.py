@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -24,7 +25,7 @@ from theory.parsing import L
 from .codegen import TORCH_MODULES
 
 __all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "with_saved_gradient", "logratio_value_and_grad_ratio_torch",
-           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO"]
+           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO", "ratio_exprs"]
 
 
 def _cheaper_grad(gen: Generator) -> sp.Expr:
@@ -134,8 +135,12 @@ class BufferPool:
         return free
 
     def get(self, like):
+        return self.empty(like.shape, like.dtype, like.device)
+
+    def empty(self, shape, dtype, device):
+        """A free tensor of this shape, dtype and device (uninitialised), else a new one."""
         import torch
-        key = (tuple(like.shape), like.dtype, like.device)
+        key = (tuple(shape), dtype, torch.device(device))
         stack = self._free().get(key)
         return stack.pop() if stack else torch.empty(key[0], dtype=key[1], device=key[2])
 
@@ -285,7 +290,7 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
 
 
 @functools.lru_cache(maxsize=256)
-def _ratio_exprs(gen: Generator) -> tuple[sp.Expr, sp.Expr]:
+def ratio_exprs(gen: Generator) -> tuple[sp.Expr, sp.Expr]:
     """``(g, g')`` as functions of ``(l, E = e^l)``, each in its cheapest verified form."""
     g, dg = logratio_expr(gen), logratio_grad_expr(gen)
     args = (L, E_RATIO)
@@ -311,7 +316,7 @@ def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool,
     grid; common subexpressions of ``g`` and ``g'`` are computed once (``cse``).
     """
     args = (L, E_RATIO)
-    g_best, dg_best = _ratio_exprs(gen)
+    g_best, dg_best = ratio_exprs(gen)
     try:
         fn = inplace_program((g_best, dg_best), args, donate=True)
     except _Unsupported:
@@ -476,7 +481,7 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
     """
     import torch
 
-    g_e, dg_e = _ratio_exprs(gen)
+    g_e, dg_e = ratio_exprs(gen)
     gd = sp.lambdify((L, E_RATIO), (g_e, dg_e), modules=TORCH_MODULES)
     lo, hi = slopes
     lc = float(clamp)
@@ -513,13 +518,16 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
     return with_saved_gradient(run)
 
 
-def with_saved_gradient(parts: Callable) -> Callable:
+def with_saved_gradient(parts: Callable, recycle: Callable | None = None) -> Callable:
     """Wrap ``parts(z, *args, need_grad=…) -> (per-example loss, ∂loss/∂z or None)`` as a
     differentiable ``(z, *args) ↦ per-example loss`` whose backward pass is one multiply by
     the gradient saved in the forward pass (``once_differentiable``).  The gradient comes back
     in ``z``'s dtype; for float16 ``z`` (whose gradient ``parts`` keeps in float32) it
-    saturates at ±65504 instead of overflowing.  The fused kernels here and the Triton
-    kernel (:mod:`fdiv_torch.triton_kernel`) share it."""
+    saturates at ±65504 instead of overflowing.  The fused kernels here, the C kernel
+    (:mod:`fdiv_torch.c_kernel`) and the Triton kernel (:mod:`fdiv_torch.triton_kernel`)
+    share it.  ``recycle(grad)`` (optional) is called with the saved gradient once its graph
+    is gone (nothing can read it any more, ``retain_graph`` included): a buffer pool gets
+    it back, so that the next step writes into memory that is already mapped."""
     import torch
 
     class _SavedGradient(torch.autograd.Function):
@@ -528,6 +536,8 @@ def with_saved_gradient(parts: Callable) -> Callable:
             per_example, grad = parts(z, *args, need_grad=ctx.needs_input_grad[0])
             ctx.half, ctx.n_args = z.dtype == torch.float16, len(args)
             ctx.save_for_backward(grad if grad is not None else torch.empty(0))
+            if recycle is not None and grad is not None:
+                weakref.finalize(ctx, recycle, grad)
             return per_example
 
         @staticmethod

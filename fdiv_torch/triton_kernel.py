@@ -56,14 +56,12 @@ from theory.generators import Generator
 from theory.parsing import L
 
 from .fused import with_saved_gradient
+from .kernel_cache import kernel_cache_dir
+from .printing import TRITON, DagPrinter, Unsupported
 
 __all__ = ["available", "unavailable_reason", "Unsupported", "triton_source", "fdiv_kernel_triton",
            "launch_config", "body_statements", "interpreting", "MAX_BLOCK",
            "compile_ahead"]
-
-
-class Unsupported(Exception):
-    """The generator's expressions contain a node the Triton printer cannot print."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,125 +85,10 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
 
 
-# ----------------------------------------------------------------------------- printer
-_FUNCS = {sp.exp: "tl.exp({})", sp.log: "tl.log({})", sp.Abs: "tl.abs({})"}
-
-
-def _num(x) -> str:
-    v = float(x)
-    if not math.isfinite(v):
-        raise Unsupported(f"non-finite constant {x}")
-    return repr(v)
-
-
-class _Printer:
-    """Statements ``tK = …`` for the DAG of ``exprs`` (each distinct subtree once)."""
-
-    def __init__(self, names: dict):
-        self.names = dict(names)
-        self.lines: list[str] = []
-
-    def tmp(self, text: str) -> str:
-        name = f"t{len(self.lines)}"
-        self.lines.append(f"{name} = {text}")
-        return name
-
-    def __call__(self, e) -> str:
-        if e in self.names:
-            return self.names[e]
-        if e.is_Symbol:
-            raise Unsupported(f"free symbol {e}")
-        if e.is_Number:
-            return _num(e)
-        if e in (sp.S.true, sp.S.false):
-            raise Unsupported("boolean constant")
-        name = self.tmp(self._node(e))
-        self.names[e] = name
-        return name
-
-    def _node(self, e) -> str:
-        p = self
-        if isinstance(e, sp.Add):
-            return " + ".join(p(a) for a in e.args)
-        if isinstance(e, sp.Mul):
-            return " * ".join(p(a) for a in e.args)
-        if isinstance(e, sp.Pow):
-            b, x = e.args
-            if x.is_Integer and abs(int(x)) <= 16:
-                n = abs(int(x))
-                base = p(b)
-                acc, sq, first = None, base, True
-                while n:  # square-and-multiply, each partial product a temporary
-                    if n & 1:
-                        acc = sq if acc is None else self.tmp(f"{acc} * {sq}")
-                    n >>= 1
-                    if n:
-                        sq = self.tmp(f"{sq} * {sq}")
-                return f"1.0 / {acc}" if int(x) < 0 else f"{acc} + 0.0"
-            if x == sp.Rational(1, 2):
-                return f"tl.sqrt({p(b)})"
-            if x == sp.Rational(-1, 2):
-                return f"1.0 / tl.sqrt({p(b)})"
-            if not x.free_symbols and b.is_Number and float(b) > 0:  # c**x → exp(x log c)
-                return f"tl.exp({p(x)} * {_num(sp.log(b))})"
-            # b**x = exp(x log b): NaN for b < 0 (as torch.pow), 0/inf at b = 0
-            return f"tl.exp({p(x)} * tl.log({p(b)}))"
-        f = _FUNCS.get(type(e))
-        if f is not None:
-            return f.format(p(e.args[0]))
-        if isinstance(e, sp.sign):
-            a = p(e.args[0])
-            return f"tl.where({a} > 0.0, 1.0, tl.where({a} < 0.0, -1.0, 0.0 * {a}))"
-        if isinstance(e, sp.Heaviside):
-            a = p(e.args[0])
-            h0 = _num(e.args[1]) if len(e.args) > 1 else "0.5"
-            return f"tl.where({a} > 0.0, 1.0, tl.where({a} < 0.0, 0.0, {h0} + 0.0 * {a}))"
-        if isinstance(e, sp.sinh):
-            a = p(e.args[0])
-            return f"0.5 * (tl.exp({a}) - tl.exp(-{a}))"
-        if isinstance(e, sp.cosh):
-            a = p(e.args[0])
-            return f"0.5 * (tl.exp({a}) + tl.exp(-{a}))"
-        if isinstance(e, sp.tanh):
-            a = p(e.args[0])
-            return f"1.0 - 2.0 / (tl.exp(2.0 * {a}) + 1.0)"
-        if isinstance(e, (sp.Max, sp.Min)):
-            op = "tl.maximum" if isinstance(e, sp.Max) else "tl.minimum"
-            out = p(e.args[0])
-            for a in e.args[1:]:
-                out = self.tmp(f"{op}({out}, {p(a)})")
-            return f"{out} + 0.0"
-        if isinstance(e, sp.Piecewise):
-            out = None
-            for val, cond in reversed(e.args):
-                v = p(val)
-                if cond == sp.S.true:
-                    out = v
-                    continue
-                if out is None:  # no otherwise-branch: NaN, as lambdify's select
-                    out = "float('nan')"
-                out = self.tmp(f"tl.where({self.cond(cond)}, {v}, {out})")
-            return f"{out} + 0.0"
-        raise Unsupported(type(e).__name__)
-
-    def cond(self, c) -> str:
-        ops = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">",
-               sp.GreaterThan: ">=", sp.Equality: "==", sp.Unequality: "!="}
-        if type(c) in ops:
-            return f"({self(c.lhs)} {ops[type(c)]} {self(c.rhs)})"
-        if isinstance(c, sp.And):
-            return "(" + " & ".join(self.cond(a) for a in c.args) + ")"
-        if isinstance(c, sp.Or):
-            return "(" + " | ".join(self.cond(a) for a in c.args) + ")"
-        if isinstance(c, sp.Not):
-            return f"(~{self.cond(c.args[0])})"
-        raise Unsupported(f"condition {type(c).__name__}")
-
-
 def body_statements(gen: Generator) -> list[str]:
     """Statements computing ``g`` and ``dg`` (floats in the kernel) from ``l``."""
     g, dg = logratio_expr(gen), logratio_grad_expr(gen)
-    pr = _Printer({L: "l"})
+    pr = DagPrinter(TRITON, {L: "l"})
     gs, dgs = pr(g), pr(dg)
     # constants broadcast to l's shape (a constant g' is common: kl, tv's tails)
     return pr.lines + [f"g = {gs} + 0.0 * l", f"dg = {dgs} + 0.0 * l"]
@@ -324,21 +207,6 @@ def triton_source(gen: Generator) -> str:
     return _TEMPLATE.format(text=gen.text.replace('"', "'"), body=body)
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("W2SG_KERNEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "w2sg", "triton")
-    path = Path(root)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
-    except OSError:
-        pass
-    path = Path(tempfile.gettempdir()) / f"w2sg-triton-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @functools.lru_cache(maxsize=256)
 def _module(gen: Generator):
     """Import the generated module (a file: ``triton.jit`` reads its functions' source)."""
@@ -349,7 +217,7 @@ def _load(gen: Generator, suffix: str):
     src = triton_source(gen)
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     name = f"w2sg_fdiv_{digest}{suffix}"
-    path = _cache_dir() / f"{name}.py"
+    path = kernel_cache_dir("triton") / f"{name}.py"
     if not path.exists() or path.read_text() != src:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(src)

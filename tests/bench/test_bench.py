@@ -24,12 +24,15 @@ def test_stats_are_numpy_percentiles_in_milliseconds():
 
 def test_kernel_bench_rows_are_well_formed():
     from experiments.bench import bench_kernels, format_tables
+    from fdiv_torch import c_kernel
     out = bench_kernels(shapes=((256, 2), (32, 50)), generators=("kl", "js"), typed=("(t-1)**2/(t+1)",), reps=3)
     assert [(s["n"], s["k"]) for s in out["shapes"]] == [(256, 2), (32, 50)]
+    assert out["default_path"] == ("c" if c_kernel.available() else "torch")
+    assert out["c_kernel"]["available"] == c_kernel.available()
+    variants = ("fused", "reference") + (("torch",) if c_kernel.available() else ())
     for sh in out["shapes"]:
         names = {(r["loss"], r["variant"]) for r in sh["rows"]}
-        assert names == {("ce", "eager")} | {(g, v) for g in ("kl", "js", "(t-1)**2/(t+1)")
-                                             for v in ("fused", "reference")}
+        assert names == {("ce", "eager")} | {(g, v) for g in ("kl", "js", "(t-1)**2/(t+1)") for v in variants}
         for r in sh["rows"]:
             for kind in ("cpu", "wall"):
                 s = r[kind]
@@ -41,6 +44,21 @@ def test_kernel_bench_rows_are_well_formed():
             assert r["peak_mib"] is None or r["peak_mib"] >= 0
     text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2}, "kernels": out})
     assert "256×2" in text and "js" in text and "reference ×CE" in text
+    assert "CPU goal, every named generator ≤ 1.5× CE at 32×50" in text
+
+
+def test_cpu_goal_reads_the_default_path_of_the_named_generators():
+    from experiments.bench import cpu_goal
+
+    def row(loss, variant, ratio, typed=False):
+        return {"loss": loss, "variant": variant, "ratio_cpu": ratio, "typed": typed}
+    kernels = {"shapes": [
+        {"n": 8, "k": 2, "rows": [row("ce", "eager", 1.0), row("kl", "fused", 1.2), row("js", "fused", 1.4),
+                                  row("js", "reference", 9.0), row("(t-1)**2/(t+1)", "fused", 3.0, True)]},
+        {"n": 4, "k": 9, "rows": [row("kl", "fused", 1.6), row("js", "fused", 0.9)]}]}
+    assert cpu_goal(kernels) == [
+        {"shape": "8×2", "worst": "js", "worst_ratio": 1.4, "target": 1.5, "met": True},
+        {"shape": "4×9", "worst": "kl", "worst_ratio": 1.6, "target": 1.5, "met": False}]
 
 
 def test_training_scaling_curve_sections():

@@ -1,11 +1,17 @@
-"""The fused f-divergence kernel (fdiv_torch.fused.fdiv_kernel_torch) equals the reference path."""
+"""The fused f-divergence kernels (the generated torch kernel fdiv_torch.fused.fdiv_kernel_torch
+and the generated C kernel fdiv_torch.c_kernel.fdiv_kernel_c) equal the reference path."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from experiments.losses import fdiv_loss
+from fdiv_torch import c_kernel
 from tests.fdiv_torch.paths import fused_and_reference
+
+#: Both CPU kernels; the C one needs a C compiler.
+KERNELS = ["torch", pytest.param("c", marks=pytest.mark.skipif(
+    not c_kernel.available(), reason=str(c_kernel.unavailable_reason())))]
 
 GENS = ["kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "neyman", "tv", "alpha:0.5",
         "alpha:0.3", "(t-1)**2/(t+1)", "t*log(t)-log(t)"]
@@ -14,13 +20,14 @@ GENS = ["kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "neyman", 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])  # 100: the linear tails are used
 @pytest.mark.parametrize("k", [2, 40])
-def test_fused_matches_reference(dtype, scale, k):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fused_matches_reference(dtype, scale, k, kernel):
     g = torch.Generator().manual_seed(k)
     z = torch.randn(300, k, generator=g, dtype=dtype) * scale
     w = torch.softmax(torch.randn(300, k, generator=g, dtype=dtype) * 3, dim=-1)
     tol = 1e-4 if dtype == torch.float32 else 1e-9
     for spec in GENS:
-        la, lb, ga, gb = fused_and_reference(z, w, spec)
+        la, lb, ga, gb = fused_and_reference(z, w, spec, fused=kernel)
         assert torch.isfinite(ga).all(), spec
         assert la.item() == pytest.approx(lb.item(), rel=tol, abs=tol), spec
         err = (ga - gb).abs().max() / (gb.abs().max() + 1e-30)
@@ -77,8 +84,9 @@ FINITE_FPRIME = ["kl", "hellinger", "js", "neyman", "tv", "alpha:0.5", "(t-1)**2
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("scale", [1.0, 100.0])
-@pytest.mark.parametrize("k", [2, 40])  # 40: the many-classes branch of the kernel
-def test_fused_matches_reference_with_zero_weak_entries(dtype, scale, k):
+@pytest.mark.parametrize("k", [2, 40])  # 40: the many-classes branch of the kernels
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fused_matches_reference_with_zero_weak_entries(dtype, scale, k, kernel):
     """Exact zeros in w (each contributes s_c f'(∞)): the kernel's value and analytic
     gradient equal the autograd reference path, and stay finite at logits ±100·N(0,1)."""
     g = torch.Generator().manual_seed(k + 1)
@@ -90,7 +98,7 @@ def test_fused_matches_reference_with_zero_weak_entries(dtype, scale, k):
     assert (w == 0).any()
     tol = 1e-4 if dtype == torch.float32 else 1e-9
     for spec in FINITE_FPRIME:
-        la, lb, ga, gb = fused_and_reference(z, w, spec)
+        la, lb, ga, gb = fused_and_reference(z, w, spec, fused=kernel)
         assert torch.isfinite(la) and torch.isfinite(ga).all(), spec
         assert la.item() == pytest.approx(lb.item(), rel=tol, abs=tol), spec
         err = (ga - gb).abs().max() / (gb.abs().max() + 1e-30)

@@ -20,12 +20,12 @@ def test_row_blocks_match_reference(monkeypatch, dtype):
     tol = 1e-4 if dtype == torch.float32 else 1e-9
     for spec in ("js", "kl", "pearson", "tv", "(t-1)**2/(t+1)"):
         fused.WORKSPACE.clear()
-        la, lb, ga, gb = fused_and_reference(z, w, spec, reduction="none")
+        la, lb, ga, gb = fused_and_reference(z, w, spec, reduction="none", fused="torch")
         assert torch.allclose(la, lb, rtol=tol, atol=tol), spec
         err = (ga - gb).abs().max() / (gb.abs().max() + 1e-30)
         assert err < tol * 10, (spec, float(err))
     with torch.no_grad():  # no gradient requested: blocks write only the loss
-        assert torch.allclose(fdiv_loss(z, w, "js", reduction="none"),
+        assert torch.allclose(fdiv_loss(z, w, "js", reduction="none", fused="torch"),
                               fdiv_loss(z, w, "js", reduction="none", fused=False), rtol=tol, atol=tol)
 
 
@@ -40,6 +40,6 @@ def test_row_blocks_with_zero_weak_entries(monkeypatch):
     w = w / w.sum(-1, keepdim=True)
     for spec in ("js", "tv", "hellinger", "kl"):  # finite f'(∞)
         fused.WORKSPACE.clear()
-        la, lb, ga, gb = fused_and_reference(z, w, spec, reduction="none")
+        la, lb, ga, gb = fused_and_reference(z, w, spec, reduction="none", fused="torch")
         assert torch.allclose(la, lb, rtol=1e-9, atol=1e-12), spec
         assert torch.allclose(ga, gb, rtol=1e-8, atol=1e-12), spec

@@ -236,7 +236,7 @@ def test_triton_reductions_binary_and_no_grad():
 
 @pytest.mark.skipif(CUDA, reason="checks the CPU default")
 def test_cpu_never_takes_the_triton_path_unless_interpreting(monkeypatch):
-    """On CPU ``fused=True`` is the torch kernel even with Triton installed, and forcing
+    """On CPU ``fused=True`` is a CPU kernel (C or torch) even with Triton installed, and forcing
     ``fused="triton"`` without the interpreter is a clear error."""
     from experiments.losses import fdiv_loss
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
