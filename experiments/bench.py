@@ -15,8 +15,12 @@ Method
   ``profile_memory=True``: the ``[memory]`` events of its trace carry the allocator's
   running total, and the peak is ``max(total) − total before the call`` (bytes allocated
   by torch's CPU allocator during the call: activations, saved tensors, gradients).  The
-  fused kernel's reusable workspace (:data:`fdiv_torch.fused.WORKSPACE`) lives across calls
-  and is reported separately (``workspace_mib``).
+  torch kernel's reusable workspace (:data:`fdiv_torch.fused.WORKSPACE`) and the C kernel's
+  saved-gradient buffers (:data:`fdiv_torch.c_kernel.GRADIENTS`) live across calls and are
+  reported separately (``workspace_mib``, ``c_gradients_mib``).
+* **Allocator.**  :func:`steady_allocator` keeps freed memory in the process (glibc), so
+  that page faults of freshly mapped memory do not land on some calls at random; the
+  record's ``machine.allocator`` says what was set.
 * **Kernels.**  ``fdiv_loss`` forward + backward (gradient w.r.t. the logits) for every
   named generator and a typed one, against ``torch.nn.functional.cross_entropy`` with the
   same soft labels and logits: the default path (``fused``: the generated C kernel
@@ -54,7 +58,7 @@ import numpy as np
 from theory import NAMED
 
 __all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels", "cpu_goal",
-           "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench",
+           "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench", "steady_allocator",
            "format_tables"]
 
 #: Every named generator (:data:`theory.NAMED`).
@@ -137,6 +141,27 @@ def peak_memory_mib(fn: Callable[[], Any]) -> float | None:
     totals = [e["args"]["Total Allocated"] for e in mem]
     base = totals[0] - mem[0]["args"]["Bytes"]
     return float(max(0, max(totals) - base)) / 2**20
+
+
+def steady_allocator() -> str:
+    """Keep freed memory in the process for the rest of the benchmark (glibc ``mallopt``:
+    mmap threshold at its maximum, 32 MiB, trim threshold 1 GiB), and say what was set.
+
+    With glibc's defaults a freed ``n × k`` tensor is often returned to the OS and the next
+    one is mapped afresh; its first write then costs a page fault per 4 KiB, about 5 ms for
+    16 MiB on this kind of machine, which lands on CE and the f-divergence kernels at
+    random and made their ratios swing between 1× and 2× from one run to the next.  A
+    training loop that allocates the same shapes every step mostly reuses memory."""
+    import ctypes
+    import ctypes.util
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return "default (no glibc mallopt)"
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, 32 << 20) == 1 and mallopt(m_trim_threshold, 1 << 30) == 1
+    return ("glibc mallopt: mmap threshold 32 MiB, trim threshold 1 GiB (freed memory is reused)"
+            if ok else "default (mallopt refused)")
 
 
 def _machine(threads: int) -> dict:
@@ -275,6 +300,7 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
                 if call is not None:
                     fns[f"{spec}|compiled"] = call
         WORKSPACE.clear()
+        c_kernel.GRADIENTS.clear()
         timings = _interleaved(fns, reps)
         peaks = {name: peak_memory_mib(fn) for name, fn in fns.items()}
         ce_cpu = timings["ce"]["cpu"]["median_ms"]
@@ -289,8 +315,10 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
                          "peak_mib": peaks[name]})
         out["shapes"].append({"n": n, "k": k, "reps": reps, "rows": rows, "fresh_weak": fresh_weak,
                               "workspace_mib": WORKSPACE.nbytes() / 2**20,
+                              "c_gradients_mib": c_kernel.GRADIENTS.nbytes() / 2**20,
                               "compile": compile_info or None})
         WORKSPACE.clear()
+        c_kernel.GRADIENTS.clear()
     return out
 
 
@@ -462,9 +490,10 @@ def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None
     say = progress or (lambda msg: None)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    allocator = steady_allocator() if device == "cpu" else "default"
     record: dict[str, Any] = {"kind": "bench-cuda" if device == "cuda" else "bench", "quick": quick,
                               "what": list(what),
-                              "machine": dict(_machine(threads), device=device),
+                              "machine": dict(_machine(threads), device=device, allocator=allocator),
                               "method": __doc__.split("Method\n------\n")[1]}
     t_start = time.perf_counter()
     try:
@@ -478,7 +507,7 @@ def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None
             say("kernels")
             comp = (compile_generators if compile_generators is not None
                     else (() if quick else tuple(GENERATORS) + tuple(TYPED)))
-            record["kernels"] = bench_kernels(reps=reps or (7 if quick else 21), compile_generators=comp)
+            record["kernels"] = bench_kernels(reps=reps or (9 if quick else 21), compile_generators=comp)
             if quick and not comp:
                 record["kernels"]["compile_note"] = "torch.compile not measured in --quick"
         if "training" in what:
@@ -531,7 +560,8 @@ def format_tables(record: dict) -> str:
             comp = next((r for r in rows if r["loss"] == "ce" and r["variant"] == "compiled"), None)
             if comp:
                 lines.append(f"{'ce (compiled)':<16}{_fmt(comp['ratio_cpu']):>16}")
-            lines.append(f"fused-kernel workspace kept between calls: {sh['workspace_mib']:.1f} MiB")
+            lines.append(f"kept between calls: torch-kernel workspace {sh['workspace_mib']:.1f} MiB, "
+                         f"C-kernel saved gradients {sh.get('c_gradients_mib', 0.0):.1f} MiB")
             if sh.get("compile"):
                 for spec, info in sh["compile"].items():
                     lines.append(f"torch.compile {spec}: " + (f"ok, compiled in {info['compile_s']:.1f} s"

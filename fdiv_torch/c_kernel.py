@@ -135,55 +135,82 @@ static inline void g_dg(real l, real E, real *g, real *dg)
    says where it was not.  Every array element a loop reads is read unconditionally, so the
    compiler never masks a load: a masked load merges stale register lanes, and a stale
    subnormal there cost kl a microcode assist per vector (2x its time). */
-static inline real element(real zc, real wr, real e, real lsub, real inv_d, real eps,
-                           real norm, int tail, real *a, int *out)
+static inline void prepare(real zc, real wr, real e, real lw, real lsub, real inv_d,
+                           real eps, real inv_norm, int tail, real *l_out, real *E_out,
+                           real *extra_out, int *out)
 {{
-    const real wv = (wr + eps) / norm;
+    const real wv = (wr + eps) * inv_norm;
     const int pos = wv > 0;
     const real wd = pos ? wv : 1;
     const real r = (e * inv_d) / wd;
     real l = 0, extra = 0;
-    if (tail || READS_L) {{
-        const real lr = (zc - lsub) - {LOG}(wd);
+    if (tail || READS_L) {{  /* lw = log(wd), from its own loop (no call here: no spills) */
+        const real lr = (zc - lsub) - lw;
         l = MIN(MAX(lr, -LC), LC);
         /* selects: a slope beyond the type's range (INFINITY) never meets a zero */
         extra = (lr < -LC ? SLOPE_LO * (lr + LC) : 0) + (lr > LC ? SLOPE_HI * (lr - LC) : 0);
     }} else {{
         *out = pos & !(r >= E_LO && r <= E_HI);
     }}
-    const real E = MIN(MAX(r, E_LO), E_HI);
-    real g, dg;
-    g_dg(l, E, &g, &dg);
+    *l_out = l;
+    *E_out = MIN(MAX(r, E_LO), E_HI);
+    *extra_out = extra;
+}}
+
+/* The loss term w g(l) + tail and a = w g'(l) of a class with w_c > 0; 0 and 0 where w_c = 0. */
+static inline real combine(real wr, real eps, real inv_norm, real g, real dg, real extra, real *a)
+{{
+    const real wv = (wr + eps) * inv_norm;
+    const int pos = wv > 0;
     *a = pos ? wv * dg : 0;
     return pos ? wv * (g + extra) : 0;
 }}
 
-/* s_c f'(inf) where the (smoothed) weak entry is 0, else 0 (exact: a 0/1 factor). */
-static inline real zero_term(real wr, real e, real inv_d, real eps, real norm)
+static inline real element(real zc, real wr, real e, real lw, real lsub, real inv_d,
+                           real eps, real inv_norm, int tail, real *a, int *out)
 {{
-    return (real)((wr + eps) / norm == 0) * ((e * inv_d) * F_INF);
+    real l, E, extra;
+    prepare(zc, wr, e, lw, lsub, inv_d, eps, inv_norm, tail, &l, &E, &extra, out);
+    real g, dg;
+    g_dg(l, E, &g, &dg);
+    return combine(wr, eps, inv_norm, g, dg, extra, a);
+}}
+
+/* s_c f'(inf) where the (smoothed) weak entry is 0, else 0 (exact: a 0/1 factor). */
+static inline real zero_term(real wr, real e, real inv_d, real eps, real inv_norm)
+{{
+    return (real)((wr + eps) * inv_norm == 0) * ((e * inv_d) * F_INF);
 }}
 
 /* Whether a raw weak entry is invalid (NaN/inf, outside [0, 1 + tol], or zero after
    smoothing while f'(inf) is infinite). */
-static inline int invalid(real wr, real eps, real norm, real tol)
+static inline int invalid(real wr, real eps, real inv_norm, real tol)
 {{
-    return (wr != wr) | (wr < 0) | (wr > 1 + tol) | (!ZERO_OK & ((wr + eps) / norm == 0));
+    return (wr != wr) | (wr < 0) | (wr > 1 + tol) | (!ZERO_OK & ((wr + eps) * inv_norm == 0));
 }}
 
-/* The loss terms and a_c of one row (tail: see element()); sums into the pointers. */
+/* The loss terms and a_c of one row (tail: see element()); sums into the pointers.
+   lw[] is scratch for log(w_c) (w_c = 0: log 1). */
 static inline void terms(const real *restrict z, const real *restrict w, real *restrict a,
-                         const real *restrict e, int64_t k, real m, real lsub, real inv_d,
-                         real eps, real norm, int tail, int nzero, real *loss_out,
-                         real *asum_out, real *arest_out, int *out_out)
+                         const real *restrict e, real *restrict lw, int64_t k, real m,
+                         real lsub, real inv_d, real eps, real inv_norm, int tail, int nzero,
+                         real *loss_out, real *asum_out, real *arest_out, int *out_out)
 {{
     real loss = 0, asum = 0, arest = 0;
     int out = 0;
+    if (tail || READS_L) {{
+#pragma omp simd
+        for (int64_t c = 0; c < k; c++) {{
+            const real wv = (w[c] + eps) * inv_norm;
+            lw[c] = {LOG}(wv > 0 ? wv : 1);
+        }}
+    }}
 #pragma omp simd reduction(+:loss, asum, arest) reduction(|:out)
     for (int64_t c = 0; c < k; c++) {{
         real ac;
         int oc = 0;
-        loss += element(z[c], w[c], e[c], lsub, inv_d, eps, norm, tail, &ac, &oc);
+        loss += element(z[c], w[c], e[c], (tail || READS_L) ? lw[c] : 0, lsub, inv_d, eps, inv_norm,
+                        tail, &ac, &oc);
         a[c] = ac;
         asum += ac;
         arest += z[c] == m ? 0 : ac;
@@ -192,7 +219,7 @@ static inline void terms(const real *restrict z, const real *restrict w, real *r
     if (nzero && F_INF != 0) {{  /* w_c = 0: w g(l) -> s f'(inf) (a pass only for rows with zeros) */
 #pragma omp simd reduction(+:loss, asum, arest)
         for (int64_t c = 0; c < k; c++) {{
-            const real t = zero_term(w[c], e[c], inv_d, eps, norm);
+            const real t = zero_term(w[c], e[c], inv_d, eps, inv_norm);
             loss += t;
             a[c] += t;
             asum += t;
@@ -206,9 +233,9 @@ static inline void terms(const real *restrict z, const real *restrict w, real *r
 }}
 
 /* One row of k logits: the loss into *loss_out, a_c into a[], then (need_grad)
-   a_c - s_c sum(a) into a[]; e[] is scratch.  Returns nonzero when the weak row is invalid. */
+   a_c - s_c sum(a) into a[]; e[] is scratch of 2k.  Returns nonzero when the weak row is invalid. */
 static int row(const real *restrict z, const real *restrict w, real *restrict a,
-               real *restrict e, int64_t k, real eps, real norm, real tol, int need_grad,
+               real *restrict e, int64_t k, real eps, real inv_norm, real tol, int need_grad,
                real *loss_out)
 {{
     real m = -INFINITY;
@@ -225,15 +252,15 @@ static int row(const real *restrict z, const real *restrict w, real *restrict a,
         rest += top ? 0 : x;
         nmax += top;
         wsum += wr;
-        nzero += (wr + eps) / norm == 0;
-        bad |= invalid(wr, eps, norm, tol);
+        nzero += (wr + eps) * inv_norm == 0;
+        bad |= invalid(wr, eps, inv_norm, tol);
     }}
     const real d = rest + nmax, lsub = m + {LOG}(d), inv_d = 1 / d;
     real loss, asum, arest;
     int out;
-    terms(z, w, a, e, k, m, lsub, inv_d, eps, norm, 0, nzero, &loss, &asum, &arest, &out);
+    terms(z, w, a, e, e + k, k, m, lsub, inv_d, eps, inv_norm, 0, nzero, &loss, &asum, &arest, &out);
     if (!READS_L && out)  /* some E outside [E_LO, E_HI]: this row again with the tails */
-        terms(z, w, a, e, k, m, lsub, inv_d, eps, norm, 1, nzero, &loss, &asum, &arest, &out);
+        terms(z, w, a, e, e + k, k, m, lsub, inv_d, eps, inv_norm, 1, nzero, &loss, &asum, &arest, &out);
     if (need_grad) {{
         int64_t top = k;
         if (nmax == 1) {{
@@ -254,10 +281,26 @@ typedef struct {{
     const real *z, *w;
     real *loss, *grad;
     int64_t r0, r1, k, zs, ws, gs;
-    real eps, norm, tol;
+    real eps, inv_norm, tol;
     int need_grad;
     int64_t first_bad;  /* out: first invalid row, -1 if none; -2: out of memory */
 }} job_t;
+
+/* The first row of j whose weak labels are invalid (-1 if none); the error path only. */
+static int64_t first_invalid_row(const job_t *j)
+{{
+    for (int64_t r = j->r0; r < j->r1; r++) {{
+        const real *w = j->w + r * j->ws;
+        real wsum = 0;
+        int bad = 0;
+        for (int64_t c = 0; c < j->k; c++) {{
+            wsum += w[c];
+            bad |= invalid(w[c], j->eps, j->inv_norm, j->tol);
+        }}
+        if (bad | ({FABS}(wsum - 1) > j->tol) | (wsum != wsum)) return r;
+    }}
+    return -1;
+}}
 
 static void *run_rows(void *arg)
 {{
@@ -267,15 +310,15 @@ static void *run_rows(void *arg)
 {dispatch}
         }}
     }}
-    real *buf = (real *)calloc((size_t)(2 * j->k), sizeof(real));
+    real *buf = (real *)malloc(sizeof(real) * (size_t)(3 * j->k));  /* e, log w, a */
     j->first_bad = -1;
     if (!buf) {{
         j->first_bad = -2;
         return NULL;
     }}
     for (int64_t r = j->r0; r < j->r1; r++) {{
-        real *a = j->need_grad ? j->grad + r * j->gs : buf + j->k;
-        if (row(j->z + r * j->zs, j->w + r * j->ws, a, buf, j->k, j->eps, j->norm, j->tol,
+        real *a = j->need_grad ? j->grad + r * j->gs : buf + 2 * j->k;
+        if (row(j->z + r * j->zs, j->w + r * j->ws, a, buf, j->k, j->eps, j->inv_norm, j->tol,
                 j->need_grad, j->loss + r) && j->first_bad == -1)
             j->first_bad = r;
     }}
@@ -286,7 +329,7 @@ static void *run_rows(void *arg)
 /* Rows [0, n) over nthreads threads (the caller's included).  Returns the first invalid
    weak row, -1 if none, -2 when memory could not be had. */
 int64_t w2sg_fdiv(const real *z, int64_t zs, const real *w, int64_t ws, real *loss,
-                  real *grad, int64_t gs, int64_t n, int64_t k, double eps, double norm,
+                  real *grad, int64_t gs, int64_t n, int64_t k, double eps, double inv_norm,  /* 1/(1 + k eps) */
                   double tol, int need_grad, int nthreads)
 {{
     if (nthreads > 64) nthreads = 64;
@@ -296,8 +339,12 @@ int64_t w2sg_fdiv(const real *z, int64_t zs, const real *w, int64_t ws, real *lo
     pthread_t tid[64];
     int started[64] = {{0}};
     for (int t = 0; t < nthreads; t++) {{
-        job_t j = {{z, w, loss, grad, n * t / nthreads, n * (t + 1) / nthreads, k, zs, ws, gs,
-                   (real)eps, (real)norm, (real)tol, need_grad, -1}};
+        /* ranges start at multiples of 64 rows: a row lands in a vector lane or in the scalar
+           remainder (whose exp/log may differ in the last bit) the same for any thread count */
+        const int64_t r0 = t == 0 ? 0 : (n * t / nthreads) & ~(int64_t)63;
+        const int64_t r1 = t == nthreads - 1 ? n : (n * (t + 1) / nthreads) & ~(int64_t)63;
+        job_t j = {{z, w, loss, grad, r0, r1, k, zs, ws, gs,
+                   (real)eps, (real)inv_norm, (real)tol, need_grad, -1}};
         jobs[t] = j;
     }}
     for (int t = 1; t < nthreads; t++)
@@ -318,51 +365,62 @@ int64_t w2sg_fdiv(const real *z, int64_t zs, const real *w, int64_t ws, real *lo
 
 #: Class counts with a kernel vectorised across rows (a row of ``K`` logits per SIMD lane),
 #: where a per-row loop would spend its time in loop overhead.
-FIXED_K: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+FIXED_K: tuple[int, ...] = (2, 3, 4, 8)
 
-_FIXED = r"""
-static int64_t rows_k{K}(const real *restrict z, const real *restrict w, real *restrict loss,
-                       real *restrict grad, int64_t r0, int64_t r1, real eps, real norm,
-                       real tol, int need_grad)
+def _fixed_rows(K: int) -> str:
+    """C functions ``rows_k{K}``: rows of ``K`` logits, one row per SIMD lane.  The classes
+    are written out (no inner loop), the gradient flag is a constant of each of the two
+    variants (no masked store) and invalid rows are only counted (an OR), so the compiler
+    vectorises the loop over rows; each step is the per-row computation of ``row()``
+    (with the tails always formed)."""
+    cs = range(K)
+
+    def each(fmt: str, sep: str = "\n        ") -> str:
+        return sep.join(fmt.format(c=c, K=K) for c in cs)
+    return f"""
+static inline __attribute__((always_inline)) int rows_k{K}_(
+    const real *restrict z, const real *restrict w, real *restrict loss, real *restrict grad,
+    int64_t r0, int64_t r1, real eps, real inv_norm, real tol, const int need_grad)
 {{
-    int64_t first = INT64_MAX;
-#pragma omp simd reduction(min:first)
+    int any_bad = 0;
+#pragma omp simd reduction(|:any_bad)
     for (int64_t r = r0; r < r1; r++) {{
-        const real *zr = z + r * {K}, *wr = w + r * {K};
-        real e[{K}], a[{K}];
-        real m = zr[0];
-        for (int c = 1; c < {K}; c++) m = MAX(m, zr[c]);
-        real rest = 0;
-        int nmax = 0;
-        for (int c = 0; c < {K}; c++) {{
-            e[c] = {EXP}(zr[c] - m);
-            rest += zr[c] == m ? 0 : e[c];
-            nmax += zr[c] == m;
-        }}
-        const real d = rest + nmax, lsub = m + {LOG}(d), inv_d = 1 / d;
-        real lo = 0, asum = 0, arest = 0, wsum = 0;
-        int bad = 0;
-        for (int c = 0; c < {K}; c++) {{
-            int oc = 0;
-            const real zt = zero_term(wr[c], e[c], inv_d, eps, norm);
-            lo += element(zr[c], wr[c], e[c], lsub, inv_d, eps, norm, 1, &a[c], &oc) + zt;
-            a[c] += zt;
-            asum += a[c];
-            arest += zr[c] == m ? 0 : a[c];
-            wsum += wr[c];
-            bad |= invalid(wr[c], eps, norm, tol);
-        }}
+        {each("const real z{c} = z[r * {K} + {c}], w{c} = w[r * {K} + {c}];")}
+        real m = z0;
+        {each("m = MAX(m, z{c});")}
+        {each("const real e{c} = {{EXP}}(z{c} - m);")}
+        {each("const int t{c} = z{c} == m;")}
+        const real rest = {each("(t{c} ? 0 : e{c})", " + ")};
+        const int nmax = {each("t{c}", " + ")};
+        const real d = rest + nmax, lsub = m + {{LOG}}(d), inv_d = 1 / d;
+        {each("const real v{c} = (w{c} + eps) * inv_norm, l{c} = {{LOG}}(v{c} > 0 ? v{c} : 1);")}
+        {each("const real q{c} = zero_term(w{c}, e{c}, inv_d, eps, inv_norm);")}
+        {each("real a{c};")}
+        int unused = 0;
+        real lo = 0;
+        {each("lo += element(z{c}, w{c}, e{c}, l{c}, lsub, inv_d, eps, inv_norm, 1, &a{c}, &unused) + q{c};")}
+        {each("a{c} += q{c};")}
+        const real asum = {each("a{c}", " + ")};
+        const real arest = {each("(t{c} ? 0 : a{c})", " + ")};
+        const real wsum = {each("w{c}", " + ")};
+        int bad = ({{FABS}}(wsum - 1) > tol) | (wsum != wsum);
+        {each("bad |= invalid(w{c}, eps, inv_norm, tol);")}
         loss[r] = lo;
         if (need_grad) {{  /* as row(): the top class without cancellation */
             const real t = inv_d * asum, one_minus_s = rest * inv_d;
-            for (int c = 0; c < {K}; c++)
-                grad[r * {K} + c] = nmax == 1 && zr[c] == m ? a[c] * one_minus_s - inv_d * arest
-                                                            : a[c] - e[c] * t;
+            {each("grad[r * {K} + {c}] = nmax == 1 && t{c} ? a{c} * one_minus_s - inv_d * arest : a{c} - e{c} * t;", chr(10) + "            ")}
         }}
-        bad |= ({FABS}(wsum - 1) > tol) | (wsum != wsum);
-        first = bad ? MIN(first, r) : first;
+        any_bad |= bad;
     }}
-    return first == INT64_MAX ? -1 : first;
+    return any_bad;
+}}
+
+static int rows_k{K}(const real *restrict z, const real *restrict w, real *restrict loss,
+                     real *restrict grad, int64_t r0, int64_t r1, real eps, real inv_norm,
+                     real tol, int need_grad)
+{{
+    return need_grad ? rows_k{K}_(z, w, loss, grad, r0, r1, eps, inv_norm, tol, 1)
+                     : rows_k{K}_(z, w, loss, grad, r0, r1, eps, inv_norm, tol, 0);
 }}
 """
 
@@ -394,10 +452,13 @@ def c_source(gen: Generator, clamp: float, slopes: tuple[float, float], f_inf: f
         text=gen.text.replace("*/", "* /"), dtype=dtype, lc=_c_real(lc, dtype),
         lo=_c_real(lo, dtype), hi=_c_real(hi, dtype), e_lo=_c_real(math.exp(-lc), dtype),
         e_hi=_c_real(math.exp(lc), dtype), f_inf=_c_real(f_inf if zero_ok else 0.0, dtype),
-        zero_ok=int(zero_ok), reads_l=int(reads_l), body="\n".join("    " + line for line in lines),
-        fixed="".join(_FIXED.format(K=k, **subs) for k in FIXED_K),
+        zero_ok=int(zero_ok), reads_l=int(reads_l),
+        body="\n".join("    " + line for line in lines),
+        fixed="".join(_fixed_rows(k).replace("{EXP}", subs["EXP"]).replace("{LOG}", subs["LOG"])
+                      .replace("{FABS}", subs["FABS"]) for k in FIXED_K),
         dispatch="\n".join(f"        case {k}:\n            j->first_bad = rows_k{k}(j->z, j->w, j->loss, "
-                           f"j->grad, j->r0, j->r1, j->eps, j->norm, j->tol, j->need_grad);\n"
+                           f"j->grad, j->r0, j->r1, j->eps, j->inv_norm, j->tol, j->need_grad)\n"
+                           f"                ? first_invalid_row(j) : -1;\n"
                            f"            return NULL;" for k in FIXED_K),
         **subs)
 
@@ -547,7 +608,7 @@ def fdiv_kernel_c(gen: Generator, clamp: float, slopes: tuple[float, float], f_i
         threads = max(1, min(torch.get_num_threads(), (n * k) // MIN_ELEMENTS_PER_THREAD))
         first = fn(z.data_ptr(), z.stride(0), w.data_ptr(), w.stride(0), loss.data_ptr(),
                    grad.data_ptr() if need_grad else None, k, n, k, float(smoothing),
-                   1.0 + k * float(smoothing), float(tol), int(need_grad), threads)
+                   1.0 / (1.0 + k * float(smoothing)), float(tol), int(need_grad), threads)
         if first == -2:
             raise MemoryError("the C kernel could not allocate its row buffers")
         if first >= 0:
