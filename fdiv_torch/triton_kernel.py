@@ -123,6 +123,16 @@ def _terms(z, w_raw, valid, m, log_d, eps, norm, lc, slope_lo, slope_hi, f_inf):
 
 
 @triton.jit
+def _gradient(a, s, top, a_sum, a_rest, rest, nmax, log_d):
+    """a − s Σa; at a row's single top class a (1 − s) − s (Σa over the other classes), 1 − s = rest/d
+    (no cancellation when s → 1; as the C kernel)."""
+    inv_d = tl.exp(-log_d)
+    one = top & (nmax == 1.0)[:, None]
+    at_top = a * (rest * inv_d)[:, None] - (a_rest * inv_d)[:, None]
+    return tl.where(one, at_top, a - s * a_sum[:, None])
+
+
+@triton.jit
 def _checks(w_raw, valid, eps, norm, tol, ZERO_OK: tl.constexpr):
     """Per row: count of bad entries (NaN/inf, outside [0, 1+tol], zero with f'(inf) = inf)."""
     bad = (w_raw != w_raw) | (w_raw < 0.0) | (w_raw > 1.0 + tol)
@@ -150,29 +160,41 @@ def fdiv_fwd(Z, W, LOSS, GRAD, FLAG, n_rows, n_cols, stride_z, stride_w, stride_
         z = tl.where(rmask[:, None], z, 0.0)
         w_raw = tl.load(w_ptr + cols0[None, :], mask=valid, other=0.0).to(tl.float32)
         m = tl.max(z, axis=1)
-        log_d = tl.log(tl.sum(tl.exp(z - m[:, None]), axis=1))
+        top = valid & (z == m[:, None])
+        ez = tl.exp(z - m[:, None])
+        rest = tl.sum(tl.where(top, 0.0, ez), axis=1)
+        nmax = tl.sum(tl.where(top, 1.0, 0.0), axis=1)
+        log_d = tl.log(rest + nmax)
         term, a, s = _terms(z, w_raw, valid, m, log_d, eps, norm, lc, slope_lo, slope_hi, f_inf)
         loss = tl.sum(term, axis=1)
         a_sum = tl.sum(a, axis=1)
+        a_rest = tl.sum(tl.where(top, 0.0, a), axis=1)
         bad = _checks(w_raw, valid, eps, norm, tol, ZERO_OK)
         w_sum = tl.sum(w_raw, axis=1)
         if NEED_GRAD:
-            grad = a - s * a_sum[:, None]
+            grad = _gradient(a, s, top, a_sum, a_rest, rest, nmax, log_d)
             tl.store(g_ptr + cols0[None, :], grad.to(GRAD.dtype.element_ty), mask=valid)
     else:
         m = tl.full([ROWS], float("-inf"), tl.float32)
-        d = tl.zeros([ROWS], tl.float32)
+        rest = tl.zeros([ROWS], tl.float32)  # Σ e^(z−m) over the classes below the running max
+        nmax = tl.zeros([ROWS], tl.float32)  # how many classes are at the running max
         for start in range(0, n_cols, BLOCK):
             cols = start + cols0
             valid = rmask[:, None] & (cols[None, :] < n_cols)
             z = tl.load(z_ptr + cols[None, :], mask=valid, other=float("-inf")).to(tl.float32)
             z = tl.where(rmask[:, None], z, 0.0)
             m_new = tl.maximum(m, tl.max(z, axis=1))
-            d = d * tl.exp(m - m_new) + tl.sum(tl.exp(z - m_new[:, None]), axis=1)
+            scale = tl.exp(m - m_new)
+            rises = m_new > m  # the old maxima drop below the max: into rest
+            top = valid & (z == m_new[:, None])
+            ez = tl.exp(z - m_new[:, None])
+            rest = rest * scale + tl.where(rises, nmax * scale, 0.0) + tl.sum(tl.where(top, 0.0, ez), axis=1)
+            nmax = tl.where(rises, 0.0, nmax) + tl.sum(tl.where(top, 1.0, 0.0), axis=1)
             m = m_new
-        log_d = tl.log(d)
+        log_d = tl.log(rest + nmax)
         loss = tl.zeros([ROWS], tl.float32)
         a_sum = tl.zeros([ROWS], tl.float32)
+        a_rest = tl.zeros([ROWS], tl.float32)
         w_sum = tl.zeros([ROWS], tl.float32)
         bad = tl.zeros([ROWS], tl.int32)
         for start in range(0, n_cols, BLOCK):
@@ -183,6 +205,7 @@ def fdiv_fwd(Z, W, LOSS, GRAD, FLAG, n_rows, n_cols, stride_z, stride_w, stride_
             term, a, s = _terms(z, w_raw, valid, m, log_d, eps, norm, lc, slope_lo, slope_hi, f_inf)
             loss += tl.sum(term, axis=1)
             a_sum += tl.sum(a, axis=1)
+            a_rest += tl.sum(tl.where(valid & (z == m[:, None]), 0.0, a), axis=1)
             w_sum += tl.sum(w_raw, axis=1)
             bad += _checks(w_raw, valid, eps, norm, tol, ZERO_OK)
         if NEED_GRAD:
@@ -192,7 +215,7 @@ def fdiv_fwd(Z, W, LOSS, GRAD, FLAG, n_rows, n_cols, stride_z, stride_w, stride_
                 z = tl.load(z_ptr + cols[None, :], mask=valid, other=0.0).to(tl.float32)
                 w_raw = tl.load(w_ptr + cols[None, :], mask=valid, other=0.0).to(tl.float32)
                 term, a, s = _terms(z, w_raw, valid, m, log_d, eps, norm, lc, slope_lo, slope_hi, f_inf)
-                grad = a - s * a_sum[:, None]
+                grad = _gradient(a, s, valid & (z == m[:, None]), a_sum, a_rest, rest, nmax, log_d)
                 tl.store(g_ptr + cols[None, :], grad.to(GRAD.dtype.element_ty), mask=valid)
     bad += tl.where(tl.abs(w_sum - 1.0) > tol, 1, 0)
     tl.store(LOSS + rows, loss, mask=rmask)

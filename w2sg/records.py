@@ -296,7 +296,8 @@ class CounterexampleRecord(_Header):
 class BenchRecord(_Header):
     """``w2sg bench`` (:func:`experiments.bench.run_bench`): ``machine`` (cpus, torch,
     threads, …), ``method`` (text) and one section per part measured (null if not run):
-    ``kernels.shapes[].rows[]`` {loss, variant, ratio_cpu, cpu{median_ms}, …},
+    ``kernels`` {default_path, c_kernel, shapes[].rows[] {loss, variant, ratio_cpu,
+    cpu{median_ms}, …}},
     ``training.rows[]`` {loss, epoch_ms_wall, epoch_ms_cpu, peak_mib, …}, ``scaling``,
     ``curve``."""
     kind: str = "bench"
