@@ -45,7 +45,7 @@ import importlib
 import math
 from typing import Callable
 
-__all__ = ["fdiv_loss", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
+__all__ = ["fdiv_loss", "fdiv_kernel_for", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
            "prepare_weak", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
            "BASELINE_LOSSES", "FDIV_LOSSES", "DEFAULT_LOSSES", "QUICK_LOSSES",
            "AUX_CONF_ALPHA_MAX", "AUX_CONF_WARMUP", "Loss"]
@@ -352,6 +352,26 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
 
 #: Accepted values of ``fdiv_loss(fused=...)``.
 _FUSED = (True, False, "c", "torch", "compile", "triton")
+
+
+def fdiv_kernel_for(loss: str, dtype: str = "float32", device: str = "cpu") -> str | None:
+    """Which kernel ``fdiv_loss``'s default path takes for loss ``loss`` on ``device`` with
+    logits of ``dtype`` (weak labels that do not require grad): ``"triton"``, ``"c"`` or
+    ``"torch"``; ``None`` for losses that are not f-divergences (``ce``, ``aux_conf``,
+    ``product``).  The kernels agree within rounding, but a long training run can amplify
+    rounding (``w2sg run`` records this as ``train_info.loss_kernel``)."""
+    if loss in BASELINE_LOSSES or loss == "ce":
+        return None
+    dtype = str(dtype).split(".")[-1]
+    if str(device).startswith("cuda") and dtype in ("float32", "bfloat16", "float16"):
+        from fdiv_torch import triton_kernel
+        if triton_kernel.available():
+            return "triton"
+    if not str(device).startswith("cuda") and dtype in ("float32", "float64", "bfloat16", "float16"):
+        from fdiv_torch import c_kernel
+        if c_kernel.available():
+            return "c"
+    return "torch"
 
 
 def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):

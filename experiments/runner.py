@@ -278,11 +278,21 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
         smoothing=_train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
         metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
         reference=base, reference_record=str(rel), ceiling_split=ref.ceiling_split,
-        splits=ref.splits, train_info={k: v for k, v in info.items() if k != "train_s"},
+        splits=ref.splits, train_info={**{k: v for k, v in info.items() if k != "train_s"},
+                                       "loss_kernel": _loss_kernel(config)},
         timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0))
     if write:
         write_record(run_path(config, results_root(root)), record)
     return record
+
+
+def _loss_kernel(config: dict) -> str | None:
+    """The kernel that computed the run's f-divergence loss (provenance, not part of the
+    config: :func:`experiments.losses.fdiv_kernel_for`)."""
+    from .losses import fdiv_kernel_for
+    ft = config.get("finetune")
+    device = ft.get("device", "cpu") if isinstance(ft, dict) else "cpu"
+    return fdiv_kernel_for(config["loss"], _train_cfg(config["train"]).dtype, device)
 
 
 def _finetune_log():

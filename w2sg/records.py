@@ -163,7 +163,9 @@ class RunRecord(_Header):
     loss (``config["train"]["smoothing"]``).  ``reference``: the baselines copied from the
     reference record at ``reference_record`` (path relative to the results root).
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
-    n_flipped (or finetune settings)."""
+    n_flipped (or finetune settings), loss_kernel (``c``, ``torch``, ``triton`` or null:
+    which generated kernel computed an f-divergence loss; records written before it have
+    no such key)."""
     kind: str = "run"
     config: dict
     config_hash: str

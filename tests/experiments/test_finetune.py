@@ -178,6 +178,8 @@ def test_finetuned_records_and_kl_equals_ce(tiny_encoder, monkeypatch, tmp_path)
         again = read_record(R.run_path(rec.config, tmp_path))  # the stored record reads back
         assert again.metrics.acc == rec.metrics.acc
     assert kl.metrics.acc == ce.metrics.acc
+    from experiments.losses import fdiv_kernel_for  # provenance: which kernel computed the loss
+    assert ce.train_info["loss_kernel"] is None and kl.train_info["loss_kernel"] == fdiv_kernel_for("kl")
     assert kl.metrics.auroc == pytest.approx(ce.metrics.auroc, abs=1e-6)
     assert kl.train_info["val_acc"] == ce.train_info["val_acc"]
     rows = read_runs(tmp_path)  # figures group fine-tuned runs into their own panel

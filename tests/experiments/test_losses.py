@@ -510,3 +510,21 @@ def test_baselines_finite_and_exact_at_extreme_logits(name, dtype):
     assert torch.isfinite(loss) and z.grad.dtype == dtype and torch.isfinite(z.grad).all()
     if name != "aux_conf":
         assert loss.item() == pytest.approx((400 + math.log(2)) / 4, rel=1e-6)
+
+
+def test_fdiv_kernel_for_names_the_path_fdiv_loss_takes(monkeypatch):
+    """``fdiv_kernel_for`` answers as ``fdiv_loss`` dispatches: the C kernel on CPU where it
+    builds (else the torch kernel), nothing for the baselines."""
+    from experiments.losses import fdiv_kernel_for
+    from fdiv_torch import c_kernel
+    assert fdiv_kernel_for("ce") is None and fdiv_kernel_for("product") is None
+    assert fdiv_kernel_for("js") == ("c" if c_kernel.available() else "torch")
+    assert fdiv_kernel_for("(t-1)**2/(t+1)", "float64") == fdiv_kernel_for("js")
+    monkeypatch.setattr(c_kernel, "available", lambda: False)
+    assert fdiv_kernel_for("js") == "torch"
+    z = torch.randn(5, 3)
+    w = torch.softmax(torch.randn(5, 3), -1)
+    with pytest.raises(ValueError, match="fused='c'"):  # the dispatch reads the same answer
+        monkeypatch.setattr(c_kernel, "unavailable_reason", lambda: "C kernel unavailable: test")
+        fdiv_loss(z, w, "js", fused="c")
+    assert torch.allclose(fdiv_loss(z, w, "js"), fdiv_loss(z, w, "js", fused="torch"))
