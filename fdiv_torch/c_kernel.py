@@ -1,35 +1,42 @@
 """A C f-divergence loss kernel for CPUs, generated from the symbolic generator.
 
 Same computation and contract as the Triton kernel (:mod:`fdiv_torch.triton_kernel`), for
-float32 logits on the CPU: per row of the logits ``z`` (``n × k``) and raw weak labels
-``w``, the value and the analytic gradient of
+float32 or float64 logits on the CPU: per row of the logits ``z`` (``n × k``) and raw weak
+labels ``w``, the value and the analytic gradient of
 
     ``D_f(softmax(z) ‖ w) = Σ_c w_c g(l_c)``,  ``l_c = log s_c − log w_c``,  ``g(l) = f(e^l)``,
 
 ``g`` evaluated at ``l`` clamped to ``[−Lc, Lc]`` and continued linearly outside with the
 slopes ``g'(±Lc)``; a class with ``w_c = 0`` contributes ``s_c f'(∞)``; ``w ← (w + ε)/(1 + kε)``
-when smoothing ``ε > 0``.  With ``a_c = w_c g'(clamp(l_c))`` (``s_c f'(∞)`` where ``w_c = 0``)
-the gradient is ``∂/∂z_j = a_j − s_j Σ_c a_c``, saved for the backward pass (one multiply).
+when smoothing ``ε > 0`` (computed as ``(w + ε)·(1/(1 + kε))``: within one rounding of the
+quotient; exact for ``ε = 0``).  With ``a_c = w_c g'(clamp(l_c))`` (``s_c f'(∞)`` where
+``w_c = 0``) the gradient is ``∂/∂z_j = a_j − s_j Σ_c a_c``, and at a row's single top class
+``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j`` summed from the other classes (the
+first form cancels when ``s_j → 1``); it is saved for the backward pass (one multiply).
 
-One call walks each row three times while it is in the L1/L2 cache (max; ``e^{z−max}`` and
-its sum; then loss, ``a`` and the weak-label checks) and writes the gradient row once: the
-logits and weak labels are read from memory once, where the eager torch kernel
-(:mod:`fdiv_torch.fused`) makes about fifteen elementwise passes.  ``g`` and ``g'`` are the
-cheapest verified forms in ``(l, E = e^l)`` (:func:`fdiv_torch.fused.ratio_exprs`), printed
-to C by :mod:`fdiv_torch.printing`; ``E`` is taken as ``s / w``, so generators that do not
-read ``l`` (``pearson``, ``hellinger``, ``neyman``, ``tv`` …) need no logarithm per element;
-a row where some ``E`` leaves ``[e^{−Lc}, e^{Lc}]`` is redone with ``l`` and the linear
-tails.  Rows are split over ``torch.get_num_threads()`` threads when the batch is large.
+Per row, while the row is in the L1 cache: its max; ``e^{z−max}``, its sum and the
+weak-label checks; ``log w`` (own loop); the loss terms and ``a``; the gradient, written
+once.  The logits and weak labels are read from memory once, where the eager torch kernel
+(:mod:`fdiv_torch.fused`) makes about fifteen elementwise passes.  Rows of ``K`` ∈
+:data:`FIXED_K` classes instead go one row per SIMD lane, the classes written out.  ``g``
+and ``g'`` are the cheapest verified forms in ``(l, E = e^l)``
+(:func:`fdiv_torch.fused.ratio_exprs`), printed to C by :mod:`fdiv_torch.printing`; ``E``
+is taken as ``s / w``, so generators that do not read ``l`` (``pearson``, ``hellinger``,
+``neyman``, ``tv`` …) need no logarithm per element; a row where some ``E`` leaves
+``[e^{−Lc}, e^{Lc}]`` is redone with ``l`` and the linear tails.  Rows are split over
+``torch.get_num_threads()`` threads when the batch is large, on 64-row boundaries (the same
+bits for any thread count).  No loop reads an array under a condition: gcc's masked loads
+keep stale register lanes, and a stale subnormal there cost a microcode assist per vector.
 
-Compilation.  The source is compiled once per generator by the system's C compiler
-(``$W2SG_CC``, else ``cc``; ``W2SG_CC=none`` turns this path off) with ``-O3
+Compilation.  The source is compiled once per generator and dtype by the system's C
+compiler (``$W2SG_CC``, else ``cc``; ``W2SG_CC=none`` turns this path off) with ``-O3
 -march=native``, and glibc's vector math library (``libmvec``) where it links, so that
-``expf``/``logf`` are vectorised; the shared library is cached under
-``~/.cache/w2sg/c`` (:func:`fdiv_torch.kernel_cache.kernel_cache_dir`), named by the hash
-of the source, the flags, the compiler and the CPU.  Accuracy: float32 throughout
-(libmvec's ``expf``/``logf`` are within 4 ulp), sums in a different order than torch's;
-values and gradients equal the reference path within float32 rounding
-(``tests/fdiv_torch/test_c_kernel.py``).
+``exp``/``log`` are vectorised; the shared library is cached under ``~/.cache/w2sg/c``
+(:func:`fdiv_torch.kernel_cache.kernel_cache_dir`), named by the hash of the source, the
+flags, the compiler and the CPU.  Accuracy: libmvec's ``expf``/``logf`` are within 4 ulp,
+sums run in a different order than torch's; values and gradients equal the reference path
+within rounding, and the float32 gradient is at least as close to the float64 one as the
+reference path's (``tests/fdiv_torch/test_c_kernel.py``).
 """
 from __future__ import annotations
 
@@ -61,8 +68,9 @@ MIN_ELEMENTS_PER_THREAD = 1 << 16
 
 #: The saved gradients (``n × k``), back in the pool once their graph is gone: a fresh
 #: large tensor costs a page fault per 4 KiB on first write, about the kernel's own time
-#: on this kind of machine (``GRADIENTS.clear()`` frees them).
-GRADIENTS = BufferPool()
+#: on this kind of machine.  Two per shape are kept (a training step's and the previous
+#: step's, whose graph is freed only when its loss is); ``GRADIENTS.clear()`` frees them.
+GRADIENTS = BufferPool(per_shape=2)
 
 
 class InvalidWeakRow(ValueError):
@@ -95,7 +103,7 @@ def body_statements(gen: Generator, dtype: str = "float32") -> tuple[list[str], 
     return pr.lines + [f"*g = {gs};", f"*dg = {dgs};"], bool(g.has(L) or dg.has(L))
 
 
-# The template's placeholders: {R} real type, {F} literal suffix, {EXP}/{LOG}/{FABS} math
+# The template's placeholders: {R} real type, {EXP}/{LOG}/{FABS} math
 # functions; the generator's constants and its g/g' statements ({body}).
 _TEMPLATE = r"""/* Generated by fdiv_torch.c_kernel for f(t) = {text}, {dtype} (do not edit). */
 #include <math.h>
@@ -129,12 +137,9 @@ static inline void g_dg(real l, real E, real *g, real *dg)
 {body}
 }}
 
-/* One class with w_c > 0 (0 and *a = 0 where w_c = 0: the caller adds s_c f'(inf) there).
-   tail: l is formed, g is evaluated at clamp(l) and continued linearly outside [-LC, LC];
-   otherwise (generators that read only E) E = s/w is assumed inside [E_LO, E_HI] and *out
-   says where it was not.  Every array element a loop reads is read unconditionally, so the
-   compiler never masks a load: a masked load merges stale register lanes, and a stale
-   subnormal there cost kl a microcode assist per vector (2x its time). */
+/* The arguments of g for one class: l = clamp(log s - log w) and the tail term (when
+   tail || READS_L), E = s/w clamped to [E_LO, E_HI]; *out: E was outside (generators that
+   read only E, tail = 0). */
 static inline void prepare(real zc, real wr, real e, real lw, real lsub, real inv_d,
                            real eps, real inv_norm, int tail, real *l_out, real *E_out,
                            real *extra_out, int *out)
@@ -166,6 +171,12 @@ static inline real combine(real wr, real eps, real inv_norm, real g, real dg, re
     return pos ? wv * (g + extra) : 0;
 }}
 
+/* One class: its loss term, *a = w g'(l); 0 and 0 where w_c = 0 (the caller adds s_c f'(inf)
+   there).  tail: g at clamp(l), continued linearly outside [-LC, LC]; otherwise (generators
+   that read only E) E = s/w is assumed inside [E_LO, E_HI] and *out says where it was not.
+   Every array element a loop reads is read unconditionally, so the compiler never masks a
+   load: a masked load merges stale register lanes, and a stale subnormal there cost kl a
+   microcode assist per vector (2x its time). */
 static inline real element(real zc, real wr, real e, real lw, real lsub, real inv_d,
                            real eps, real inv_norm, int tail, real *a, int *out)
 {{

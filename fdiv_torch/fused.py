@@ -122,11 +122,13 @@ class _Unsupported(Exception):
 class BufferPool:
     """Scratch tensors reused across calls (per thread): ``get(like)`` a free tensor shaped
     like ``like`` (else a new one), ``put`` it back.  Re-touching memory that is already
-    mapped avoids the page faults that dominate a fresh large tensor on CPU."""
+    mapped avoids the page faults that dominate a fresh large tensor on CPU.  At most
+    ``per_shape`` free tensors are kept per (shape, dtype, device); more are dropped."""
 
-    def __init__(self):
+    def __init__(self, per_shape: int = 8):
         import threading
         self._local = threading.local()
+        self.per_shape = per_shape
 
     def _free(self) -> dict:
         free = getattr(self._local, "free", None)
@@ -146,7 +148,7 @@ class BufferPool:
 
     def put(self, t) -> None:
         stack = self._free().setdefault((tuple(t.shape), t.dtype, t.device), [])
-        if len(stack) < 8 and not any(x is t for x in stack):
+        if len(stack) < self.per_shape and not any(x is t for x in stack):
             stack.append(t)
 
     def clear(self) -> None:

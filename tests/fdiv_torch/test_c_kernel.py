@@ -276,3 +276,33 @@ def test_a_built_kernel_is_reused_from_the_cache(tmp_path):
     assert _run(code, W2SG_KERNEL_CACHE=str(tmp_path)).stdout.strip() == "True"
     assert [p.stat().st_mtime_ns for p in libs] == stamps
     assert sorted((tmp_path / "c").iterdir()) == libs  # no new file, no leftover build folder
+
+
+@needs_c
+def test_saved_gradients_are_recycled_only_once_their_graph_is_gone():
+    """The saved gradient returns to ``GRADIENTS`` when its graph is freed, not at backward:
+    a retained graph's second backward sees the same gradient though another step ran in
+    between; a freed one's buffer is reused by the next step (no fresh memory)."""
+    ck.GRADIENTS.clear()
+    z = torch.randn(64, 30, dtype=torch.float64)
+    w = torch.softmax(torch.randn(64, 30, dtype=torch.float64), -1)
+    x = z.clone().requires_grad_()
+    loss = fdiv_loss(x, w, "js", fused="c")
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    y = z.clone().requires_grad_()
+    fdiv_loss(y, w.flip(0), "js", fused="c").backward()  # graph freed at once: its buffer pooled
+    assert ck.GRADIENTS.nbytes() == 64 * 30 * 8
+    x.grad = None
+    loss.backward()  # the retained graph's buffer was not handed out
+    assert torch.equal(x.grad, first)
+    del loss
+    assert ck.GRADIENTS.nbytes() == 2 * 64 * 30 * 8
+    held = [ck.GRADIENTS.empty((64, 30), torch.float64, "cpu") for _ in range(2)]
+    pooled = {t.data_ptr() for t in held}
+    for t in held:
+        ck.GRADIENTS.put(t)
+    grad_fn = fdiv_loss(z.clone().requires_grad_(), w, "js", fused="c").grad_fn
+    saved = grad_fn.next_functions[0][0].saved_tensors[0]  # mean ← the kernel's node
+    assert saved.data_ptr() in pooled
+    ck.GRADIENTS.clear()
