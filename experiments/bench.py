@@ -201,7 +201,7 @@ def _c_kernel_info() -> dict:
     """Whether the generated C kernel builds here, and with which compiler flags."""
     from fdiv_torch import c_kernel
     if not c_kernel.available():
-        return {"available": False, "reason": c_kernel.unavailable_reason()}
+        return {"available": False, "reason": c_kernel.unavailable_reason(), "vector_math": False}
     from fdiv_torch.logratio import tail_slopes
     from theory import get_generator
     gen = get_generator("kl")
@@ -248,7 +248,8 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
     from fdiv_torch import c_kernel
     from fdiv_torch.fused import WORKSPACE
     from .losses import fdiv_loss
-    default = "c" if c_kernel.available() else "torch"
+    from .losses import fdiv_kernel_for
+    default = fdiv_kernel_for("kl")
     out = {"shapes": [], "default_path": default, "c_kernel": _c_kernel_info()}
     for n, k in shapes:
         g = torch.Generator().manual_seed(seed)
@@ -573,7 +574,8 @@ def format_tables(record: dict) -> str:
             lines.append("")
             lines.append("fused = fdiv_loss's default CPU path: " + (
                 f"the generated C kernel ({'vectorised exp/log' if info.get('vector_math') else 'scalar exp/log'})"
-                if kern["default_path"] == "c" else f"the generated torch kernel ({info.get('reason')})")
+                if kern["default_path"] == "c" else "the generated torch kernel (" + (
+                    info.get("reason") or "the C kernel builds without vector math") + ")")
                 + ("; torch = the generated torch kernel" if kern["default_path"] == "c" else ""))
             for g in cpu_goal(kern):
                 lines.append(f"CPU goal, every named generator ≤ {g['target']}× CE at {g['shape']}: "

@@ -292,10 +292,10 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per example).
         fused: ``True`` (default): a generated kernel with the analytic gradient, the
             fastest that applies (same values as the reference path within rounding):
-            on CPU, for float32/bfloat16/float16 logits, the generated C kernel
-            :func:`fdiv_torch.c_kernel.fdiv_kernel_c` when a C compiler builds it (one
-            read of the logits and weak labels; weak labels validated in the same pass);
-            otherwise (float64, no compiler) the generated torch kernel
+            on CPU, for float32/float64/bfloat16/float16 logits, the generated C kernel
+            :func:`fdiv_torch.c_kernel.fdiv_kernel_c` when a C compiler builds it with
+            vectorised exp/log (one read of the logits and weak labels; weak labels
+            validated in the same pass); otherwise the generated torch kernel
             :func:`fdiv_torch.fused.fdiv_kernel_torch` (weak labels prepared once per
             tensor).  ``"c"`` and ``"torch"`` force those two;
             ``"compile"``: the torch kernel through ``torch.compile``
@@ -369,7 +369,7 @@ def fdiv_kernel_for(loss: str, dtype: str = "float32", device: str = "cpu") -> s
             return "triton"
     if not str(device).startswith("cuda") and dtype in ("float32", "float64", "bfloat16", "float16"):
         from fdiv_torch import c_kernel
-        if c_kernel.available():
+        if c_kernel.available() and c_kernel.vector_math():
             return "c"
     return "torch"
 
@@ -391,6 +391,8 @@ def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
         why = "weak labels that require grad take the reference path"
     elif not ck.available():
         why = ck.unavailable_reason()
+    elif not forced and not ck.vector_math():
+        return None  # scalar exp/log: the torch kernel is faster (fused="c" still takes it)
     if why is not None:
         if forced:
             raise ValueError(f"fused='c': {why}")

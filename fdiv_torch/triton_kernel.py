@@ -11,13 +11,16 @@ slopes ``g'(±Lc)``; a class with ``w_c = 0`` contributes ``s_c f'(∞)`` (the l
 ``w g(log s − log w)`` as ``w → 0``; ``f'(∞)`` from :func:`theory.derived.fprime_at_inf`);
 weak rows smoothed as ``w ← (w + ε)/(1 + kε)`` when ``ε > 0``.  The gradient is the
 analytic one (as in :mod:`fdiv_torch.fused`): with ``a_c = w_c g'(clamp(l_c))`` (``s_c f'(∞)``
-where ``w_c = 0``), ``∂/∂z_j = a_j − s_j Σ_c a_c``.
+where ``w_c = 0``), ``∂/∂z_j = a_j − s_j Σ_c a_c``; at a row's single top class
+``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j`` summed from the other classes (no
+cancellation as ``s_j → 1``; as the C kernel :mod:`fdiv_torch.c_kernel`).
 
 Code generation.  The elementwise body — ``g`` and ``g'`` of the clamped log-ratio — is
 printed from the sympy expressions :func:`theory.codegen.logratio_expr` and
-:func:`theory.codegen.logratio_grad_expr` (:func:`triton_source`: a DAG printer mapping
-``exp``/``log``/powers/``Piecewise``/… to ``tl.exp``/``tl.log``/multiplications/``tl.where``),
-so any generator, named or typed, gets its own kernel; nothing is retyped.
+:func:`theory.codegen.logratio_grad_expr` (:func:`triton_source`, through the DAG printer
+:mod:`fdiv_torch.printing` shared with the C kernel, Triton dialect: ``exp``/``log``/powers/
+``Piecewise``/… to ``tl.exp``/``tl.log``/multiplications/``tl.where``), so any generator,
+named or typed, gets its own kernel; nothing is retyped.
 
 Kernel.  A program owns ``ROWS`` rows (many rows per program when ``k`` is small, one
 when it is large) and walks the columns in blocks of ``BLOCK``: an online max / sum-exp

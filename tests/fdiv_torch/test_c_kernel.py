@@ -306,3 +306,21 @@ def test_saved_gradients_are_recycled_only_once_their_graph_is_gone():
     saved = grad_fn.next_functions[0][0].saved_tensors[0]  # mean ← the kernel's node
     assert saved.data_ptr() in pooled
     ck.GRADIENTS.clear()
+
+
+@needs_c
+def test_without_vector_math_the_default_is_the_torch_kernel(monkeypatch):
+    """Scalar exp/log make the C kernel slower than the torch kernel on wide rows: the
+    default path then takes the torch kernel; ``fused="c"`` still runs the C one."""
+    calls = []
+    real = ck.fdiv_kernel_c
+    monkeypatch.setattr(ck, "fdiv_kernel_c", lambda *a, **k: calls.append(a) or real(*a, **k))
+    z, w = _batch(16, 5, torch.float32, 2.0, seed=1)
+    fdiv_loss(z, w, "js")
+    assert len(calls) == int(ck.vector_math())
+    monkeypatch.setattr(ck, "vector_math", lambda: False)
+    calls.clear()
+    assert torch.allclose(fdiv_loss(z, w, "js"), fdiv_loss(z, w, "js", fused="torch"))
+    assert calls == []
+    fdiv_loss(z, w, "js", fused="c")
+    assert len(calls) == 1
