@@ -252,9 +252,9 @@ static int row(const real *restrict z, const real *restrict w, real *restrict a,
     real m = -INFINITY;
 #pragma omp simd reduction(max:m)
     for (int64_t c = 0; c < k; c++) m = MAX(m, z[c]);
-    real rest = 0, wsum = 0;  /* rest: sum of e^(z_c - m) over the classes below the max */
-    int nmax = 0, nzero = 0, bad = 0;
-#pragma omp simd reduction(+:rest, wsum, nmax, nzero) reduction(|:bad)
+    real rest = 0, wsum = 0, wmin = INFINITY, wmax = -INFINITY;  /* rest: sum of e^(z_c - m) */
+    int nmax = 0;                                                  /* below the max */
+#pragma omp simd reduction(+:rest, wsum, nmax) reduction(min:wmin) reduction(max:wmax)
     for (int64_t c = 0; c < k; c++) {{
         const real x = {EXP}(z[c] - m);
         const real wr = w[c];
@@ -263,9 +263,12 @@ static int row(const real *restrict z, const real *restrict w, real *restrict a,
         rest += top ? 0 : x;
         nmax += top;
         wsum += wr;
-        nzero += (wr + eps) * inv_norm == 0;
-        bad |= invalid(wr, eps, inv_norm, tol);
+        wmin = MIN(wmin, wr);
+        wmax = MAX(wmax, wr);
     }}
+    /* the checks of invalid() from the row's extremes (a NaN makes wsum NaN) */
+    const int nzero = (wmin + eps) * inv_norm == 0;
+    const int bad = (wmin < 0) | (wmax > 1 + tol) | (!ZERO_OK & nzero);
     const real d = rest + nmax, lsub = m + {LOG}(d), inv_d = 1 / d;
     real loss, asum, arest;
     int out;

@@ -147,10 +147,11 @@ def test_the_printed_body_reads_l_only_where_the_cheap_form_needs_it():
 
 
 @needs_c
-def test_invalid_weak_rows_raise_the_validation_message():
-    z = torch.zeros(4, 3)
-    good = torch.full((4, 3), 1 / 3)
-    cases = [(0, float("nan"), "NaN"), (1, -0.2, "outside"), (2, 1.5, "outside")]
+@pytest.mark.parametrize("k", [3, 20])  # rows vectorised across rows, and the per-row loop
+def test_invalid_weak_rows_raise_the_validation_message(k):
+    z = torch.zeros(4, k)
+    good = torch.full((4, k), 1 / k)
+    cases = [(0, float("nan"), "NaN"), (1, -0.2, "outside"), (2, 1.5, "outside"), (3, float("inf"), "NaN or inf")]
     for row, value, msg in cases:
         w = good.clone()
         w[row, 1] = value
@@ -158,14 +159,15 @@ def test_invalid_weak_rows_raise_the_validation_message():
             fdiv_loss(z, w, "js", fused="c")
         assert f"row {row}" in str(info.value)
     w = good.clone()
-    w[3] = torch.tensor([0.5, 0.6, 0.0])
+    w[3, 0] += 0.1
     with pytest.raises(ValueError, match="row 3 sums to"):
         fdiv_loss(z, w, "js", fused="c")
     w = good.clone()
-    w[2] = torch.tensor([0.0, 0.5, 0.5])  # pearson: f'(∞) = ∞
+    w[2, 0], w[2, 1] = 0.0, 2 / k  # pearson: f'(∞) = ∞
     with pytest.raises(ValueError, match=r"weak_probs\[2, 0\] = 0.*smoothing"):
         fdiv_loss(z, w, "pearson", fused="c")
     assert math.isfinite(fdiv_loss(z, w, "pearson", fused="c", smoothing=1e-6).item())
+    assert math.isfinite(fdiv_loss(z, w, "js", fused="c").item())  # js: f'(∞) = log 2, zeros are fine
 
 
 @needs_c
