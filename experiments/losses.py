@@ -378,9 +378,10 @@ def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
     """Per-example loss from the generated C kernel (:mod:`fdiv_torch.c_kernel`), or None
     when it does not apply: the default on CPU for float32 and float64 logits (float16 and
     bfloat16 arrive here as float32, see :func:`_logits`) and weak labels that do not
-    require grad, when a
-    C compiler builds the kernel; ``fused="c"`` forces it and raises instead of falling
-    back.  Invalid weak labels raise the same ``ValueError`` as :func:`prepare_weak`."""
+    require grad, when a C compiler builds the kernel with vectorised exp/log (the same
+    rule as :func:`fdiv_kernel_for`); ``fused="c"`` forces it (vector math or not) and
+    raises instead of falling back.  Invalid weak labels raise the same ``ValueError`` as
+    :func:`prepare_weak`."""
     from fdiv_torch import c_kernel as ck
     why = None
     if logits.device.type != "cpu":
