@@ -17,7 +17,7 @@ from experiments.losses import fdiv_loss
 from fdiv_torch import c_kernel as ck
 from fdiv_torch.logratio import tail_slopes
 from theory import get_generator
-from tests.fdiv_torch.paths import fused_and_reference
+from tests.fdiv_torch.paths import float32_semantics_in_float64, fused_and_reference
 
 needs_c = pytest.mark.skipif(not ck.available(), reason=str(ck.unavailable_reason()))
 
@@ -45,29 +45,13 @@ def _close(la, lb, ga, gb, tol, what):
     assert err < tol * 10, (what, float(err))
 
 
-def _truth32(z, w, spec, smoothing=0.0):
-    """The float32 loss semantics (clamp Lc = 30) computed in float64: per-example value and
-    gradient (autograd through the reference formula with ``clamped_logratio(…, 30)``)."""
-    from experiments.losses import _fprime_inf, prepare_weak
-    from fdiv_torch.logratio import clamped_logratio
-    x = z.double().clone().requires_grad_()
-    wd = prepare_weak(w.double(), z.shape[1], torch.float64, smoothing=smoothing)
-    zero = wd == 0
-    log_s = torch.log_softmax(x, -1)
-    value = (wd * clamped_logratio(get_generator(spec), log_s - torch.log(torch.where(zero, 1.0, wd)), 30.0)).sum(-1)
-    if zero.any():
-        value = value + _fprime_inf(spec) * (log_s.exp() * zero).sum(-1)
-    value.sum().backward()
-    return value.detach(), x.grad
-
-
 def _as_accurate(z, w, spec, what, **kw):
     """float32: the C kernel's value and gradient are within float32 rounding of the same
-    loss in float64 (:func:`_truth32`), its gradient at least as close to it as the float32
+    loss in float64 (:func:`tests.fdiv_torch.paths.float32_semantics_in_float64`), its gradient at least as close to it as the float32
     reference path's (which loses digits to cancellation in a_j − s_j Σ a_c at a confident
     top class; the kernel takes that class as a_j (1 − s_j) − s_j Σ_{c≠j} a_c)."""
     la, lb, ga, gb = fused_and_reference(z, w, spec, reduction="none", fused="c", **kw)
-    l64, g64 = _truth32(z, w, spec, **kw)
+    l64, g64 = float32_semantics_in_float64(z, w, spec, **kw)
     assert torch.isfinite(la).all() and torch.isfinite(ga).all(), what
     assert torch.allclose(la.double(), l64, rtol=1e-5, atol=1e-5), (what, float((la - l64).abs().max()))
     scale = g64.abs().max() + 1e-30
@@ -98,7 +82,7 @@ def test_the_top_class_gradient_has_no_cancellation():
     z = torch.tensor([[-58.33470153808594, -44.06867980957031]])
     w = torch.tensor([[0.9999431371688843, 5.680803587893024e-05]])
     _, _, ga, gb = fused_and_reference(z, w, "pearson", fused="c")
-    g64 = _truth32(z, w, "pearson")[1]
+    g64 = float32_semantics_in_float64(z, w, "pearson")[1]
     assert g64[0, 1].item() == pytest.approx(0.0224370046, rel=1e-8)
     assert ga[0, 1].item() == pytest.approx(g64[0, 1].item(), rel=1e-6)
     assert abs(gb[0, 1].item() / g64[0, 1].item() - 1) > 0.05

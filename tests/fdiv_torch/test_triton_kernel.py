@@ -17,9 +17,9 @@ import torch
 if not torch.cuda.is_available():  # (when this file runs without tests/conftest.py)
     os.environ.setdefault("TRITON_INTERPRET", "1")
 from fdiv_torch import triton_kernel as tk  # noqa: E402
+from tests.fdiv_torch.paths import float32_semantics_in_float64  # noqa: E402
 from theory import get_generator
 from theory.codegen import logratio_expr, logratio_grad_expr, numpy_function
-from theory.derived import fprime_at_inf, to_float
 from theory.parsing import L
 
 CUDA = torch.cuda.is_available()
@@ -181,25 +181,6 @@ def test_triton_top_class_gradient_has_no_cancellation(monkeypatch, max_block):
     assert abs(gb[0, 2].item() / g64[0, 2].item() - 1) > 0.05
 
 
-def _zero_weight_reference(z, w, spec, lc=30.0):
-    """Σ_{w>0} w (g(clamp l) + linear tails) + Σ_{w=0} s f'(∞), float64, autograd."""
-    from fdiv_torch.codegen import logratio_torch
-    gen = get_generator(spec)
-    dg = logratio_grad_expr(gen)
-    lo, hi = (float(dg.subs(L, a).evalf()) for a in (-lc, lc))
-    f_inf = to_float(fprime_at_inf(gen))
-    x = z.detach().double().cpu().requires_grad_()
-    w = w.double().cpu()
-    log_s = torch.log_softmax(x, -1)
-    pos = w > 0
-    l = log_s - torch.log(torch.where(pos, w, torch.ones_like(w)))
-    val = (logratio_torch(gen)(l.clamp(-lc, lc)) + torch.where(l < -lc, lo * (l + lc), 0.0)
-           + torch.where(l > lc, hi * (l - lc), 0.0))
-    per = torch.where(pos, w * val, log_s.exp() * f_inf).sum(-1)
-    per.mean().backward()
-    return per.mean().detach(), x.grad
-
-
 @needs_triton
 @pytest.mark.parametrize("spec", ["kl", "js", "tv", "hellinger", "neyman", "(t-1)**2/(t+1)"])
 def test_triton_zero_weights_contribute_s_times_fprime_at_inf(spec):
@@ -209,7 +190,8 @@ def test_triton_zero_weights_contribute_s_times_fprime_at_inf(spec):
     w[2, 3] = 0.0
     w = (w / w.sum(-1, keepdim=True)).to(DEVICE)
     va, ga = _value_and_grad(z, w, spec, fused="triton", smoothing=0.0)
-    vb, gb = _zero_weight_reference(z, w, spec)
+    per, grad_sum = float32_semantics_in_float64(z, w, spec)  # Σ_{w>0} w ĝ(l) + Σ_{w=0} s f'(∞)
+    vb, gb = per.mean(), grad_sum / z.shape[0]
     vc, gc = _value_and_grad(z, w, spec, fused=False, smoothing=0.0)  # the reference path
     assert math.isfinite(va.item())
     assert va.item() == pytest.approx(vb.item(), rel=1e-5, abs=1e-6), spec
