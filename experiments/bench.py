@@ -202,11 +202,7 @@ def _c_kernel_info() -> dict:
     from fdiv_torch import c_kernel
     if not c_kernel.available():
         return {"available": False, "reason": c_kernel.unavailable_reason(), "vector_math": False}
-    from fdiv_torch.logratio import tail_slopes
-    from theory import get_generator
-    gen = get_generator("kl")
-    flags = c_kernel.build_flags(gen, 30.0, tail_slopes(gen, 30.0), 0.0)
-    return {"available": True, "flags": flags, "vector_math": "-DW2SG_MVEC" in flags}
+    return {"available": True, "flags": list(c_kernel.probe_flags()), "vector_math": c_kernel.vector_math()}
 
 
 def cpu_goal(kernels: dict, target: float = 1.5) -> list[dict]:

@@ -60,7 +60,7 @@ from .kernel_cache import kernel_cache_dir
 from .printing import C_DOUBLE, C_FLOAT, DagPrinter, Unsupported
 
 __all__ = ["available", "unavailable_reason", "vector_math", "Unsupported", "InvalidWeakRow", "c_source",
-           "body_statements", "fdiv_kernel_c", "compile_flags", "build_flags", "FIXED_K",
+           "body_statements", "fdiv_kernel_c", "compile_flags", "probe_flags", "FIXED_K",
            "MIN_ELEMENTS_PER_THREAD", "GRADIENTS"]
 
 #: A thread is given at least this many logits (smaller batches run on the calling thread).
@@ -550,15 +550,20 @@ def _build(source: str) -> tuple[Path, list[str]]:
     raise Unsupported(f"{cc} could not compile the kernel: {errors[-1]}")
 
 
+def _probe_sources() -> list[str]:
+    """The kernels built to find out whether the C path works here: kl, float32 and float64."""
+    from theory import get_generator
+    from .logratio import tail_slopes
+    gen = get_generator("kl")
+    return [c_source(gen, lc, tail_slopes(gen, lc), 1.0, dtype) for dtype, lc in (("float32", 30.0), ("float64", 200.0))]
+
+
 @functools.lru_cache(maxsize=1)
 def unavailable_reason() -> str | None:
     """``None`` when a C kernel compiles and loads here, else why not (one line)."""
-    from theory import get_generator
-    from .logratio import tail_slopes
     try:
-        gen = get_generator("kl")
-        for dtype, lc in (("float32", 30.0), ("float64", 200.0)):
-            _load(c_source(gen, lc, tail_slopes(gen, lc), 1.0, dtype))
+        for source in _probe_sources():
+            _load(source)
     except (Unsupported, OSError) as exc:
         return f"C kernel unavailable: {exc}"[:300].replace("\n", " ")
     return None
@@ -570,17 +575,18 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def probe_flags() -> tuple[str, ...] | None:
+    """The compiler flags the kernels here are built with (those of the float32 probe; ``None``
+    when none builds): ``-DW2SG_MVEC`` means vectorised exp/log."""
+    return tuple(_load(_probe_sources()[0]).w2sg_flags) if available() else None
+
+
 def vector_math() -> bool:
     """Whether the kernels here are built with vectorised ``exp``/``log`` (glibc's libmvec).
     Without it the C kernel calls the scalar functions once per element and is slower than
     the torch kernel on wide rows (4096×1000: 25 ms against 10 ms for kl on this machine),
     so :func:`experiments.losses.fdiv_loss` takes it by default only with vector math."""
-    if not available():
-        return False
-    from theory import get_generator
-    from .logratio import tail_slopes
-    gen = get_generator("kl")
-    return "-DW2SG_MVEC" in build_flags(gen, 30.0, tail_slopes(gen, 30.0), 1.0)
+    return "-DW2SG_MVEC" in (probe_flags() or ())
 
 
 @functools.lru_cache(maxsize=256)
@@ -595,12 +601,6 @@ def _load(source: str):
     fn.restype = i64
     fn.w2sg_flags = flags
     return fn
-
-
-def build_flags(gen: Generator, clamp: float, slopes: tuple[float, float], f_inf: float,
-                dtype: str = "float32") -> list[str]:
-    """The compiler flags the kernel was built with (``-DW2SG_MVEC``: vectorised exp/log)."""
-    return list(_load(c_source(gen, clamp, slopes, f_inf, dtype)).w2sg_flags)
 
 
 @functools.lru_cache(maxsize=256)
