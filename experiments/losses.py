@@ -46,7 +46,7 @@ import math
 from typing import Callable
 
 __all__ = ["fdiv_loss", "fdiv_kernel_for", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
-           "prepare_weak", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
+           "prepare_weak", "check_smoothing", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
            "BASELINE_LOSSES", "FDIV_LOSSES", "DEFAULT_LOSSES", "QUICK_LOSSES",
            "AUX_CONF_ALPHA_MAX", "AUX_CONF_WARMUP", "Loss"]
 
@@ -159,6 +159,13 @@ def _weak_rows(weak_probs, k: int, device) -> tuple[torch.Tensor, float]:
     return w, min_tol
 
 
+def check_smoothing(smoothing: float, k: int) -> None:
+    """Raise ``ValueError`` unless ``0 ≤ smoothing < 1/k``, the smoothing ``ε`` of
+    ``w ← (w + ε)/(1 + kε)`` that the loss paths accept (all check it here)."""
+    if not (0 <= smoothing < 1 / k):
+        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+
+
 def prepare_weak(weak_probs, k: int, dtype, device=None,
                  smoothing: float = 0.0, tol: float = 1e-4):
     """Validate weak labels, optionally smooth them, return ``(n, k)`` rows in ``dtype``.
@@ -188,8 +195,7 @@ def prepare_weak(weak_probs, k: int, dtype, device=None,
     if off.any():
         bad = off.nonzero()[0].item()
         raise ValueError(f"weak_probs row {bad} sums to {sums[bad].item():.6g}, not 1 (tolerance {tol:g})")
-    if not (0 <= smoothing < 1 / k):
-        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    check_smoothing(smoothing, k)
     if smoothing:
         w = torch.add(w, smoothing).div_(1 + k * smoothing)  # (w + ε)/(1 + kε), one new tensor
     return w.to(dtype)
@@ -400,8 +406,7 @@ def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
         return None
     from fdiv_torch.logratio import clamp_limit
     k = logits.shape[1]
-    if not (0 <= smoothing < 1 / k):
-        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    check_smoothing(smoothing, k)
     lc = clamp_limit(logits.dtype)
     try:
         kernel = ck.fdiv_kernel_c(gen, lc, slopes[lc], _fprime_inf(spec), str(logits.dtype).split(".")[-1])
@@ -456,8 +461,7 @@ def _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced
         return None
     from fdiv_torch.logratio import clamp_limit
     k = logits.shape[1]
-    if not (0 <= smoothing < 1 / k):
-        raise ValueError(f"smoothing must be in [0, 1/k), got {smoothing}")
+    check_smoothing(smoothing, k)
     lc = clamp_limit(torch.float32)  # computed in float32 whatever the logits' dtype
     try:
         kernel = tk.fdiv_kernel_triton(gen, lc, slopes[lc], _fprime_inf(spec))
