@@ -90,7 +90,7 @@ def _clumsiness(expr) -> int:
     return len(sp.sstr(expr)) + 40 * len(logs)
 
 
-def _readable(text: str | None) -> str | None:
+def readable(text: str | None) -> str | None:
     """``text`` (a sympy expression in t, u, l or gamma) in its least clumsy equal form
     (:func:`_clumsiness`) among itself, ``simplify(expand_log(·))``, ``factor_terms(·)`` and
     :func:`_invert_logs` (t > 0, γ > 0), γ written as γ; a form that brings in ``I`` (a
@@ -123,7 +123,7 @@ def _derive_row(spec: str, gamma: float) -> dict:
     from theory.report import summary
     row = summary(get_generator(spec), gamma=gamma, with_inequalities=True)
     for key in READABLE_FIELDS:
-        row[key] = _readable(row.get(key))
+        row[key] = readable(row.get(key))
     return row
 
 

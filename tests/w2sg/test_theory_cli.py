@@ -91,8 +91,8 @@ def test_derive_text_is_readable_and_explains_its_symbols(capsys):
 ])
 def test_readable_forms_are_equal_to_the_exact_ones(text):
     import sympy as sp
-    from w2sg.theory_cli import _readable
-    nice = _readable(text)
+    from w2sg.theory_cli import readable
+    nice = readable(text)
     assert "**(" not in nice and "I" not in nice
     names = {"gamma": sp.Symbol("gamma")}  # not sympy's Γ function
     for x in (0.05, 0.2, 0.3, 0.45):   # in every variable's domain (t > 0, u < log 2 / 2, γ < 1/2)
