@@ -89,7 +89,7 @@ def interval(values, confidence=0.95):
 w, c = interval([weak[s] for s in seeds]), interval([ceiling[s] for s in seeds])
 print(f"weak supervisor {w[0]:.3f} [{w[1]:.3f}, {w[2]:.3f}]   "
       f"strong ceiling {c[0]:.3f} [{c[1]:.3f}, {c[2]:.3f}]   (mean, 95% interval over {len(seeds)} seeds)")
-print(f"\n{'loss':6s}" + "".join(f"   noise {n:<3g}: accuracy          PGR" + " " * 13 for n in NOISES))
+print(f"\n{'loss':6s}" + "".join(f"   {f'noise {n:g}: accuracy':21s}  {'PGR':20s}" for n in NOISES))
 SUMMARY = {}
 for loss in LOSSES:
     cells = []
