@@ -91,15 +91,35 @@ def test_missing_npz_is_redone(swept, capsys):
     assert "is missing" in capsys.readouterr().err
 
 
-def test_leftover_temp_files_are_cleaned_at_start(swept):
+def _dead_pid() -> int:
+    import subprocess
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftover_temp_files_are_cleaned_at_start(swept, capsys):
+    """Exactly the writers' temporary files of dead processes go, each named; a user's own
+    hidden files and those of a live writer stay."""
+    import os
     from experiments.runner import reference_path, run_path, run_sweep
     sweep, root, refs, runs = swept
-    stale = [run_path(runs[0], root).parent / f".{run_path(runs[0], root).name}.xyz.tmp",
-             reference_path(refs[0], root).with_name(".seed0-abc.999.tmp.npz")]
-    for s in stale:
+    run, ref = run_path(runs[0], root), reference_path(refs[0], root)
+    dead = _dead_pid()
+    stale = [run.with_name(f".{run.name}.{dead}.ab12cd34.tmp"),
+             ref.with_name(f".{ref.with_suffix('.npz').name}.{dead}.k9_x0y1z.tmp")]
+    mine = [run.with_name(".notes.tmp"), run.with_name(f".{run.name}.backup.tmp"),
+            ref.with_name(".seed0-abc.999.tmp.npz"), run.with_name(".x.tmp.json"),
+            run.with_name(f".{run.name}.{os.getppid()}.ab12cd34.tmp")]  # a live writer's
+    for s in stale + mine:
         s.write_text("{half")
+    capsys.readouterr()
     assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 0
     assert not any(s.exists() for s in stale)
+    assert all(s.read_text() == "{half" for s in mine)
+    err = capsys.readouterr().err
+    assert all(f"removed a leftover temporary file {s}" in err for s in stale)  # even quiet
+    assert not any(str(s) in err for s in mine)
 
 
 def test_summarize_refuses_a_bad_record_by_name(swept):
