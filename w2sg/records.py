@@ -27,9 +27,13 @@ Schema versions (the integer ``schema`` field of every kind):
   (``pgr`` / ``pgr_undefined``, ``worst_slack`` / ``worst_slack_nonfinite``).
 
 Readers call :func:`read_record` (or :func:`parse_record`) and read fields of the returned
-dataclass, never alternatives; anything else — unparsable JSON, an unknown ``schema``, a
-wrong ``kind``, a missing field or one of the wrong type — raises :class:`RecordError`,
-whose one-line message names the file and the field.  Free-form sub-objects (a run's
+dataclass, never alternatives; anything else — a file that is not a regular file (FIFO,
+device, folder, a link out of the results root), too large or too deep (:data:`MAX_RECORD_BYTES`,
+:data:`MAX_DEPTH`), unparsable JSON, an unknown ``schema``, a wrong ``kind``, a missing field,
+one of the wrong type, a number that is not finite or a value out of the range declared on
+its field (:func:`fraction`, :func:`nonnegative`, :func:`in_range`, :func:`file_name`,
+:func:`relative_path`) — raises :class:`RecordError`, whose one-line message names the file
+and the field.  Free-form sub-objects (a run's
 ``config``, ``splits``, ``train_info``; a check's ``details``; the bench sections) are typed
 ``dict`` and documented where they are written.
 """
@@ -106,7 +110,7 @@ def nonnegative(**kw):
 def file_name(**kw):
     """A path stored in a record that must stay in the record's own folder: a plain file name
     (no ``/``, ``\\``, NUL, not ``.``/``..``, not hidden)."""
-    return field(metadata={"format": "file name"}, **kw)
+    return field(metadata={"format": "file name in the record's folder"}, **kw)
 
 
 def relative_path(**kw):
@@ -129,7 +133,7 @@ def _check_relative_path(x: str) -> str | None:
     return None
 
 
-_FORMATS = {"file name": _check_file_name,
+_FORMATS = {"file name in the record's folder": _check_file_name,
             "path relative to the results root": _check_relative_path}
 
 
@@ -780,7 +784,7 @@ def _check_tree(data, path) -> None:
     while stack:
         x, name, depth = stack.pop()
         if isinstance(x, float) and not math.isfinite(x):
-            raise RecordError(path, name or None, f"{x!r} is not a finite number (strict JSON: null)")
+            raise RecordError(path, name or None, f"{x!r} is not a finite number")
         if isinstance(x, (dict, list)):
             if depth > MAX_DEPTH:
                 raise RecordError(path, name or None, f"nested deeper than {MAX_DEPTH} levels")
