@@ -35,7 +35,7 @@ __all__ = ["check_convex", "SAMPLES", "DIGITS", "SOLVE_SECONDS"]
 SAMPLES = 1201
 #: Working digits of the sampled ``f''``.
 DIGITS = 40
-#: Seconds given to each symbolic attempt (``solveset``, each limit sign).
+#: CPU seconds given to each symbolic attempt (``simplify``, ``solveset``, each limit sign).
 SOLVE_SECONDS = 1.0
 
 
@@ -60,7 +60,7 @@ def check_convex(expr: sp.Expr, label: str) -> str:
 
 def _tidy(second: sp.Expr) -> sp.Expr:
     try:
-        with soft_time_limit(SOLVE_SECONDS):
+        with soft_time_limit(SOLVE_SECONDS, cpu=True):
             return sp.simplify(second)
     except SoftTimeout:
         return second
@@ -91,7 +91,7 @@ def _solve_negative(second: sp.Expr, label: str) -> bool:
     """True if sympy proves ``f'' >= 0`` on ``(0, ∞)``; raises if it finds (and a point
     confirms) ``f'' < 0`` somewhere; False when undecided."""
     try:
-        with soft_time_limit(SOLVE_SECONDS):
+        with soft_time_limit(SOLVE_SECONDS, cpu=True):
             found = sp.solveset(second < 0, T, sp.Interval.open(0, sp.oo))
     except Exception:  # noqa: BLE001 (SoftTimeout or any sympy failure: undecided)
         return False
@@ -119,7 +119,7 @@ def _check_ends(second: sp.Expr, label: str) -> None:
     for where, expr in (("for all large t (t → inf)", second),
                         ("for all small t (t → 0+)", second.subs(T, 1 / u).subs(u, T))):
         try:
-            with soft_time_limit(SOLVE_SECONDS):
+            with soft_time_limit(SOLVE_SECONDS, cpu=True):
                 s = eventual_sign(expr, T)
         except Exception:  # noqa: BLE001 (SoftTimeout, PoleError, ...: undecided at this end)
             continue

@@ -2,7 +2,9 @@
 moved aside, named on the console and redone (with the same metrics); stale temp files go."""
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -130,3 +132,76 @@ def test_summarize_refuses_a_bad_record_by_name(swept):
     victim.write_text("{")
     with pytest.raises(RecordError, match=str(victim)):
         summarize(sweep, root)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):
+    """Fail instead of hanging the suite if the block blocks (e.g. opening a FIFO)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"blocked for more than {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_fifo_and_impossible_run_records_are_moved_aside_and_redone(swept, capsys):
+    """A FIFO at a run record's path (it would block a reader) and a record with acc 7.3
+    are named, moved aside and redone with the numbers of the original run."""
+    import os
+    from experiments.runner import run_path, run_sweep
+    sweep, root, _, runs = swept
+    fifo, bad = run_path(runs[0], root), run_path(runs[1], root)
+    want = read_record(bad, RunRecord)
+    fifo.unlink()
+    os.mkfifo(fifo)
+    data = json.loads(bad.read_text())
+    data["metrics"]["acc"] = 7.3
+    bad.write_text(json.dumps(data))
+    capsys.readouterr()
+    with _deadline(60):
+        second = run_sweep(sweep, root, workers=1, quiet=True)
+    assert second["executed"] == 2
+    err = capsys.readouterr().err
+    assert f"{fifo}: is a FIFO" in err and f"{bad}: field 'metrics.acc'" in err
+    assert len(_aside(fifo)) == 1 and len(_aside(bad)) == 1
+    assert read_record(bad, RunRecord).metrics == want.metrics
+    assert read_record(fifo, RunRecord).metrics.acc <= 1
+
+
+@pytest.mark.parametrize("arrays", ["../x.npz", "..", "/etc/passwd"])
+def test_planted_arrays_path_is_refused_and_redone(swept, capsys, arrays):
+    """A reference whose ``arrays`` points out of its folder is never followed: one line
+    naming the field, moved aside, recomputed (no file outside the root is read)."""
+    from experiments.runner import check_reference_record, reference_path, run_sweep
+    from w2sg.records import RecordError
+    sweep, root, refs, _ = swept
+    path = reference_path(refs[0], root)
+    good = read_record(path, ReferenceRecord)
+    data = json.loads(path.read_text())
+    data["arrays"] = arrays
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="'arrays'.*not a plain file name") as info:
+        check_reference_record(refs[0], root)
+    assert "\n" not in str(info.value)
+    capsys.readouterr()
+    assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
+    assert "field 'arrays'" in capsys.readouterr().err
+    assert check_reference_record(refs[0], root).arrays == good.arrays
+
+
+def test_fifo_in_place_of_the_npz_is_redone(swept, capsys):
+    import os
+    from experiments.runner import check_reference_record, reference_path, run_sweep
+    sweep, root, refs, _ = swept
+    npz = reference_path(refs[0], root).with_suffix(".npz")
+    npz.unlink()
+    os.mkfifo(npz)
+    capsys.readouterr()
+    with _deadline(60):
+        assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
+    assert "is a FIFO" in capsys.readouterr().err
+    assert check_reference_record(refs[0], root).arrays == npz.name
