@@ -147,22 +147,51 @@ def test_cli_figs_json_and_errors(root, capsys):
     assert "unknown figure" in capsys.readouterr().err
 
 
+def _record_steps(monkeypatch):
+    from paper_figs import reproduce
+    calls = []
+    for name in list(reproduce.STEPS):
+        monkeypatch.setitem(reproduce.STEPS, name,
+                            lambda root, log=None, _n=name, **kw: calls.append((_n, kw)) or 0)
+    return calls
+
+
 def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkeypatch):
     from paper_figs import cli
-    calls = []
-    monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
+    calls = _record_steps(monkeypatch)
     out = cli.reproduce(root, quick=True, log=lambda *_: None)
-    assert calls == [["run", "--quick", "--out", str(root)],  # checks and bench exist: reused
-                     ["compare", "--out", str(root)]]
+    assert calls == [("run", {"quick": True, "tune": None}),  # checks and bench exist: reused
+                     ("compare", {})]
     assert [s["step"] for s in out["steps"]] == ["run", "check", "bench", "compare", "figs"]
     assert out["steps"][1]["status"] == "reused" and out["steps"][2]["status"] == "reused"
     calls.clear()
     empty = tmp_path / "empty"
-    out = cli.reproduce(empty, quick=False, log=lambda *_: None)
-    assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)],
-                     ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
-                      "--out", str(empty)], ["compare", "--out", str(empty)]]
+    out = cli.reproduce(empty, quick=False, log=lambda *_: None, tune={"lr": [0.1]})
+    assert calls == [("run", {"quick": False, "tune": {"lr": [0.1]}}), ("check", {"quick": False}),
+                     ("bench", {}), ("compare", {})]
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
+
+
+def test_reproduce_stops_after_a_refused_step(tmp_path, monkeypatch):
+    from paper_figs import reproduce
+    from w2sg.errors import UsageError
+    calls = _record_steps(monkeypatch)
+
+    def refuse(root, log=None, **kw):
+        raise UsageError("no data")
+    monkeypatch.setitem(reproduce.STEPS, "run", refuse)
+    lines = []
+    out = reproduce.reproduce(tmp_path, quick=True, log=lines.append)
+    assert out["refused"] == 2 and calls == [] and out["figures"] == []
+    assert [s["status"] for s in out["steps"]] == ["exit 2", "not run", "not run", "not run"]
+    assert any("run: error: no data" in l for l in lines)
+
+
+def test_the_sweep_of_reproduce_is_the_run_commands(monkeypatch):
+    from experiments.runner import QUICK_SWEEP
+    from paper_figs.reproduce import sweep_for
+    assert sweep_for(True) == QUICK_SWEEP
+    assert sweep_for(True, tune={"lr": [1]})["tune"] == {"lr": [1]}
 
 
 def test_reproduce_cli_skip_runs(root, capsys):
