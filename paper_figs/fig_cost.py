@@ -34,7 +34,7 @@ def make(root, figures_dir) -> FigureResult:
     has_mem = any(r["peak_mb"] is not None for r in rows)
     kernels = readers.read_kernel_ratios(root)
     ncols = 1 + has_mem + bool(kernels)
-    fig, axes = style.new_figure(ncols=ncols, width=ncols * style.COLUMN_WIDTH, height=2.6)
+    fig, axes = style.new_figure(ncols=ncols, width=style.PAGE_WIDTH if ncols > 1 else None, height=3.0)
     summary = {}
     for j, (key, ylabel) in enumerate((("step_ms", "ms per training step"), ("peak_mb", "peak memory (MiB)"))):
         if key == "peak_mb" and not has_mem:
@@ -49,6 +49,8 @@ def make(root, figures_dir) -> FigureResult:
         ce = summary.get("ce", {}).get(key)
         if ce:
             ax.axhline(ce, color="#000000", ls=":", lw=0.8)
+            ax.annotate("CE", (1.0, ce), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                        textcoords="offset points", fontsize=7, va="center")
         ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
         ax.set_ylabel(ylabel)
     if kernels:
@@ -60,9 +62,13 @@ def make(root, figures_dir) -> FigureResult:
     devices = sorted({r["device"] for r in rows})
     kind = "run records (training time)" if note else "bench records"
     fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} {kind}", fontsize=7)
+    spread = ("mean ± std over the run records (error bars)" if note else
+              "one value per loss from the bench record (wall time of one full-batch step, "
+              "median over repeats; no error bars)")
     caption = ("Cost. Time (and peak memory where recorded) per training step of each loss, "
-               "mean ± std over repeats; dotted line: CE. f-divergence losses need no auxiliary "
-               f"model. {('Measured ' + note + '. ') if note else ''}Values: {summary}")
+               f"{spread}; dotted line: CE. Right: loss-kernel time ÷ CE with the 1.5× goal "
+               "(dashed, labelled). f-divergence losses need no auxiliary "
+               f"model. {('Measured ' + note + '. ') if note else ''}Values: {style.round_sig(summary)}")
     sources = list(dict.fromkeys(list(rows.sources) + list(kernels.sources)))
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", note, files(paths), sources, summary)
@@ -84,7 +90,9 @@ def _kernel_panel(ax, kernels, summary) -> None:
                 summary.setdefault(l, {})[f"kernel_ratio_{shape}"] = vals[0]
     ax.axhline(1.0, color="#000000", ls=":", lw=0.8)
     ax.axhline(1.5, color="#CC0000", ls="--", lw=0.8)
+    ax.annotate("1.5× goal", (0.0, 1.5), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                textcoords="offset points", fontsize=7, color="#CC0000")
     ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
     ax.set_ylabel("loss kernel time ÷ CE")
     ax.set_title("kernel fwd+bwd: " + ", ".join(f"{s} ({'solid' if j == 0 else 'dotted'})"
-                                                 for j, s in enumerate(shapes)), fontsize=6)
+                                                 for j, s in enumerate(shapes)), fontsize=7.5)
