@@ -123,8 +123,11 @@ def plot(d):
                                   "stored_same_f_counterexamples": sum(r["variant"] == "same_f" for r in d["stored"]),
                                   "status": d["c5"]["status"] if d["c5"] else None,
                                   "worst_slack": d["c5"]["worst_slack"] if d["c5"] else None}
-            style.legend_below(ax, ncol=3, fontsize=7)
+            handles, labels = ax.get_legend_handles_labels()
     fig.suptitle("Bounds vs measurements — from w2sg check records", fontsize=9)
+    fig.tight_layout()
+    if "c5" in panels:  # below the panels, outside every axes
+        style.legend_below(fig, handles, labels, ncol=5, fontsize=7)
     return fig
 
 

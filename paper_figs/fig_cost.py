@@ -34,7 +34,8 @@ def make(root, figures_dir) -> FigureResult:
     has_mem = any(r["peak_mb"] is not None for r in rows)
     kernels = readers.read_kernel_ratios(root)
     ncols = 1 + has_mem + bool(kernels)
-    fig, axes = style.new_figure(ncols=ncols, width=style.PAGE_WIDTH if ncols > 1 else None, height=3.0)
+    fig, axes = style.new_figure(ncols=ncols, width=style.PAGE_WIDTH if ncols > 1 else None,
+                                 height=1.2 + 0.19 * max(len(losses), 6))
     summary = {}
     for j, (key, ylabel) in enumerate((("step_ms", "ms per training step"), ("peak_mb", "peak memory (MiB)"))):
         if key == "peak_mb" and not has_mem:
@@ -43,16 +44,16 @@ def make(root, figures_dir) -> FigureResult:
         for i, l in enumerate(losses):
             m, s, n = aggregate.mean_std(r[key] for r in rows if r["loss"] == l)
             kw = style.line_kw(l)
-            ax.bar(i, m, yerr=s if n > 1 else None, color=kw["color"], alpha=0.7,
-                   hatch="///" if l == "kl" else None, edgecolor=kw["color"])
+            ax.barh(-i, m, xerr=s if n > 1 else None, color=kw["color"], alpha=0.7,
+                    hatch="///" if l == "kl" else None, edgecolor=kw["color"])
             summary.setdefault(l, {})[key] = m
         ce = summary.get("ce", {}).get(key)
         if ce:
-            ax.axhline(ce, color="#000000", ls=":", lw=0.8)
-            ax.annotate("CE", (1.0, ce), xycoords=("axes fraction", "data"), xytext=(2, 0),
-                        textcoords="offset points", fontsize=7, va="center")
-        ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
-        ax.set_ylabel(ylabel)
+            ax.axvline(ce, color="#000000", ls=":", lw=0.8)
+            ax.annotate("CE", (ce, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2),
+                        textcoords="offset points", fontsize=7, ha="center")
+        ax.set_yticks(-np.arange(len(losses)), [style.label(l) for l in losses] if j == 0 else [])
+        ax.set_xlabel(ylabel)
     if kernels:
         _kernel_panel(axes[0, ncols - 1], kernels, summary)
     if "ce" in summary:
@@ -61,7 +62,7 @@ def make(root, figures_dir) -> FigureResult:
                 summary[l]["time_vs_ce"] = summary[l]["step_ms"] / summary["ce"]["step_ms"]
     devices = sorted({r["device"] for r in rows})
     kind = "run records (training time)" if note else "bench records"
-    fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} {kind}", fontsize=7)
+    fig.suptitle(f"Cost per step ({', '.join(devices)}) — {len(rows.sources)} {kind}", fontsize=9)
     spread = ("mean ± std over the run records (error bars)" if note else
               "one value per loss from the bench record (wall time of one full-batch step, "
               "median over repeats; no error bars)")
@@ -84,15 +85,15 @@ def _kernel_panel(ax, kernels, summary) -> None:
         for i, l in enumerate(losses):
             vals = [r["ratio"] for r in rows if r["loss"] == l and r["shape"] == shape]
             if vals:
-                ax.bar(i + (j - (len(shapes) - 1) / 2) * width, vals[0], width=width,
-                       color=style.line_kw(l)["color"], alpha=0.9 if j == 0 else 0.5,
-                       hatch=None if j == 0 else "..", edgecolor="#000000", linewidth=0.3)
+                ax.barh(-i - (j - (len(shapes) - 1) / 2) * width, vals[0], height=width,
+                        color=style.line_kw(l)["color"], alpha=0.9 if j == 0 else 0.5,
+                        hatch=None if j == 0 else "..", edgecolor="#000000", linewidth=0.3)
                 summary.setdefault(l, {})[f"kernel_ratio_{shape}"] = vals[0]
-    ax.axhline(1.0, color="#000000", ls=":", lw=0.8)
-    ax.axhline(1.5, color="#CC0000", ls="--", lw=0.8)
-    ax.annotate("1.5× goal", (0.0, 1.5), xycoords=("axes fraction", "data"), xytext=(2, 2),
-                textcoords="offset points", fontsize=7, color="#CC0000")
-    ax.set_xticks(np.arange(len(losses)), [style.label(l) for l in losses], rotation=45, ha="right")
-    ax.set_ylabel("loss kernel time ÷ CE")
-    ax.set_title("kernel fwd+bwd: " + ", ".join(f"{s} ({'solid' if j == 0 else 'dotted'})"
-                                                 for j, s in enumerate(shapes)), fontsize=7.5)
+    ax.axvline(1.0, color="#000000", ls=":", lw=0.8)
+    ax.axvline(1.5, color="#CC0000", ls="--", lw=0.8)
+    ax.annotate("1.5× goal", (1.5, 0.0), xycoords=("data", "axes fraction"), xytext=(3, 3),
+                textcoords="offset points", fontsize=7, color="#CC0000", ha="left", rotation=90)
+    ax.set_yticks(-np.arange(len(losses)), [style.label(l) for l in losses])
+    ax.set_xlabel("loss kernel time ÷ CE")
+    ax.set_title("kernel fwd+bwd:\n" + ", ".join(f"{s} ({'solid' if j == 0 else 'dotted'})"
+                                                   for j, s in enumerate(shapes)), fontsize=7.5)

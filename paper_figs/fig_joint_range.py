@@ -49,7 +49,7 @@ def data(root=None) -> dict:
 
 
 def plot(data):
-    fig, axes = style.new_figure(ncols=2, nrows=3, width=style.PAGE_WIDTH, height=8.4)
+    fig, axes = style.new_figure(ncols=2, nrows=3, width=style.PAGE_WIDTH, height=9.0)
     for ax, name in zip(axes.flat, GENERATORS):
         d = data[name]
         kw = style.line_kw(name, markers=False)
@@ -69,7 +69,7 @@ def plot(data):
         ax.set_title(style.label(name) + (" (= reverse KL)" if name == "kl" else ""))
         ax.set_xlabel("TV δ")
         ax.set_ylabel("D_f")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=6.5)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, fontsize=7)
     fig.suptitle("C3 joint range with TV — from theory.joint_range (no records needed)", fontsize=9)
     return fig
 

@@ -59,7 +59,7 @@ def data(root) -> dict:
 def _panel(ax, p, losses, metric) -> None:
     steps = sorted({x for c in p["curves"].values() for x in c["noise"]})
     gap = min(np.diff(steps)) if len(steps) > 1 else 0.1
-    dodge = 0.5 * gap / max(1, len(losses))
+    dodge = 0.25 * gap / max(1, len(losses))  # all losses within a quarter of the noise step
     for i, loss in enumerate(losses):
         c = p["curves"].get(loss)
         if c is None:
@@ -76,6 +76,7 @@ def _panel(ax, p, losses, metric) -> None:
                 ax.axhline(val, **style.REFERENCE[which],
                            label="weak supervisor" if which == "weak" else "strong ceiling")
     else:
+        ax.set_xticks(steps, [f"{x:g}" for x in steps])
         ax.axhline(0, **style.REFERENCE["weak"], label="weak supervisor")
         ax.axhline(1, **style.REFERENCE["ceiling"], label="strong ceiling")
 
@@ -84,8 +85,10 @@ def plot(d) -> "object":
     panels, losses = d["panels"], d["losses"]
     ncols = min(NCOLS, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = style.new_figure(ncols=ncols, nrows=2 * nrows, width=style.PAGE_WIDTH,
-                                 height=1.85 * 2 * nrows + 0.9, sharex=True, sharey="row")
+    fig, axes = style.new_figure(ncols=ncols, nrows=2 * nrows,
+                                 width=style.PAGE_WIDTH if ncols > 1 else style.COLUMN_WIDTH,
+                                 height=1.85 * 2 * nrows + 0.4,
+                                 sharex=True, sharey="row")
     for j, p in enumerate(panels):
         r, c = divmod(j, ncols)
         for k, metric in enumerate(("acc", "pgr")):
@@ -103,8 +106,8 @@ def plot(d) -> "object":
         for k in range(2):
             axes[2 * r + k, c].set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    style.legend_below(fig, handles, labels, ncol=6, fontsize=7.5)
+    fig.tight_layout()  # the legend hangs below the panels (the saved PNG grows to hold it)
+    style.legend_below(fig, handles, labels, ncol=6 if ncols > 1 else 2, fontsize=7.5)
     return fig
 
 

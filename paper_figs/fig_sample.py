@@ -33,7 +33,7 @@ def plot(d):
             ax.plot(n, [p["bound"] if p["bound"] is not None else np.nan for p in gp], color=kw["color"],
                     ls="--", lw=1)
         if any(p["coverage"] is not None for p in gp):  # dodged along n so equal curves stay apart
-            dodge = 1.0 + 0.035 * (k - (len(gens) - 1) / 2)
+            dodge = 1.0 + 0.06 * (k - (len(gens) - 1) / 2)
             axc.plot(n * dodge, [p["coverage"] if p["coverage"] is not None else np.nan for p in gp],
                      **{**kw, "label": style.label(g), "ls": "-", "lw": 0.8, "alpha": 0.9})
     ax.set_xscale("log")
@@ -51,9 +51,9 @@ def plot(d):
     axc.set_ylabel("coverage of the bound")
     axc.set_title("fraction of draws within the bound", fontsize=8.5)
     handles, labels = axc.get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    style.legend_below(fig, handles, labels, ncol=4, fontsize=7.5)
     fig.suptitle("C6 sample complexity — from w2sg check records", fontsize=9)
+    fig.tight_layout()
+    style.legend_below(fig, handles, labels, ncol=4, fontsize=7.5)
     return fig
 
 

@@ -153,7 +153,8 @@ def save_figure(fig, figures_dir: str | os.PathLike, name: str, caption: str,
     from w2sg.strict_json import dumps
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if not fig.legends:  # a figure legend below the panels: plot() laid the panels out above it
+        fig.tight_layout()
     paths = []
     for ext in ("png", "pdf"):
         p = out / f"{name}.{ext}"
