@@ -87,8 +87,8 @@ def plot(d) -> "object":
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = style.new_figure(ncols=ncols, nrows=2 * nrows,
                                  width=style.PAGE_WIDTH if ncols > 1 else style.COLUMN_WIDTH,
-                                 height=1.85 * 2 * nrows + 0.4,
-                                 sharex=True, sharey="row")
+                                 height=1.7 * 2 * nrows + 0.6,
+                                 sharex=True, sharey="row", layout="constrained")
     for j, p in enumerate(panels):
         r, c = divmod(j, ncols)
         for k, metric in enumerate(("acc", "pgr")):
@@ -106,8 +106,8 @@ def plot(d) -> "object":
         for k in range(2):
             axes[2 * r + k, c].set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.tight_layout()  # the legend hangs below the panels (the saved PNG grows to hold it)
-    style.legend_below(fig, handles, labels, ncol=6 if ncols > 1 else 2, fontsize=7.5)
+    fig.legend(handles, labels, loc="outside lower center", ncol=6 if ncols > 1 else 2,
+               frameon=False, fontsize=7.5)  # constrained layout keeps it below the panels
     return fig
 
 
