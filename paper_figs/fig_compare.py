@@ -14,15 +14,21 @@ TITLE = "Paired accuracy difference to CE per loss, with 95% intervals, per nois
 BASELINE, METRIC = "ce", "acc"
 
 
-def make(root, figures_dir) -> FigureResult:
+def data(root) -> dict:
+    """The run table and the paired comparison (``table``), or ``skip``: why there is none."""
     runs = tidy_runs(root)
     if not runs.rows:
-        return skipped(NAME, TITLE, f"no run records under {root}/runs (run `w2sg run`)")
+        return {"skip": f"no run records under {root}/runs (run `w2sg run`)"}
     if BASELINE not in {r["loss"] for r in runs.rows}:
-        return skipped(NAME, TITLE, f"no {BASELINE} runs to compare against")
+        return {"skip": f"no {BASELINE} runs to compare against"}
     table = compare.compare(runs.rows, BASELINE, METRIC, CONFIDENCE, N_RESAMPLES, SEED, ALPHA)
     if not table:
-        return skipped(NAME, TITLE, f"only {BASELINE} runs: nothing to compare")
+        return {"skip": f"only {BASELINE} runs: nothing to compare"}
+    return {"runs": runs, "table": table}
+
+
+def plot(d):
+    runs, table = d["runs"], d["table"]
     modes = sorted({r["mode"] for r in table})
     noises = sorted({r["noise"] for r in table})
     losses = style.order_losses(r["loss"] for r in table)
@@ -69,6 +75,15 @@ def make(root, figures_dir) -> FigureResult:
                  f"{len(runs.sources)} run records, pairs per row: {', '.join(map(str, n_pairs))}\n"
                  f"filled, *: Holm-adjusted Wilcoxon p < {ALPHA:g} and interval excludes 0; "
                  "hollow: not significant; x-axis shared by all panels", fontsize=7.5)
+    return fig
+
+
+def make(root, figures_dir) -> FigureResult:
+    d = data(root)
+    if "skip" in d:
+        return skipped(NAME, TITLE, d["skip"])
+    fig = plot(d)
+    runs, table = d["runs"], d["table"]
     sig = [f"{r['loss']}@{r['noise']:g}/{r['mode']}: {r['mean_diff']:+.2f}" for r in table if r["significant"]]
     caption = (f"Paired comparison (`w2sg compare --baseline {BASELINE} --metric {METRIC}`). For each "
                "loss and label-noise level: mean over runs matched on (task, weak supervisor, seed) "
