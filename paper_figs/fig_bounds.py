@@ -152,6 +152,6 @@ def make(root, figures_dir) -> FigureResult:
     sources = ([d["c4"]["source"]] if d["p4"] else []) + (
         ([d["c5"]["source"]] if d["c5"] else []) + list(d["cex"].sources) if d["p5"] else [])
     summary = d["summary"]
-    caption = CAPTION + f"Summary: {style.round_sig(summary)}"
+    caption = CAPTION + f"Summary: {style.as_text(summary)}"
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", "", files(paths), sources, summary)

@@ -90,7 +90,7 @@ def make(root, figures_dir) -> FigureResult:
     caption = ("Cost. Time (and peak memory where recorded) per training step of each loss, "
                f"{spread}; dotted line: CE. Right: loss-kernel time ÷ CE with the 1.5× goal "
                "(dashed, labelled). f-divergence losses need no auxiliary "
-               f"model. {('Measured ' + note + '. ') if note else ''}Values: {style.round_sig(summary)}")
+               f"model. {('Measured ' + note + '. ') if note else ''}Values: {style.as_text(summary)}")
     sources = list(dict.fromkeys(list(d["rows"].sources) + list(d["kernels"].sources)))
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", note, files(paths), sources, summary)

@@ -92,7 +92,7 @@ def make(root, figures_dir) -> FigureResult:
     note = ""
     if c3:
         note = (f"Numerical check of this curve (w2sg check, {'quick' if c3.get('quick') else 'full'}): "
-                f"C3 {c3['status']}, worst slack {c3['worst_slack']}.")
+                f"C3 {c3['status']}, worst slack {style.as_text(c3['worst_slack'])}.")
         caption += " " + note
         sources.append(c3["source"])
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)

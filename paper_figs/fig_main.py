@@ -134,7 +134,7 @@ def make(root, figures_dir) -> FigureResult:
                "per panel. "
                + ("Panels marked (fine-tuned): the whole strong encoder is trained, student and "
                   "ceiling alike (`w2sg run --preset finetune`). " if any(r.get("finetune") for r in rows) else "")
-               + f"References: {refs}. Skipped records: {rows.skipped}.")
+               + f"References: {style.as_text(refs)}. Skipped records: {rows.skipped}.")
     paths = style.save_figure(fig, figures_dir, NAME, caption, list(rows.sources))
     return FigureResult(NAME, TITLE, "made", "", files(paths), list(rows.sources),
                         {"accuracy_mean_ci95": summary, "references": refs})

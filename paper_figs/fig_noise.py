@@ -119,7 +119,7 @@ def make(root, figures_dir) -> FigureResult:
                "Right: measured drop of test accuracy from noise 0 to 0.4, mean over task×pair "
                "panels (bars) and each panel (dots). If the mechanism predicts the experiment, "
                "losses with zero limiting pull drop least. "
-               + (f"Measured: {style.round_sig(summary.get('prediction'))}. " if summary.get("prediction") else "")
+               + (f"Measured: {style.as_text(summary.get('prediction'))}. " if summary.get("prediction") else "")
                + (message or ""))
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     return FigureResult(NAME, TITLE, "made", message, files(paths), sources, summary)

@@ -71,6 +71,6 @@ def make(root, figures_dir) -> FigureResult:
                "number n of weak-labelled examples (median over repeated draws, bars: the largest draw; dashes: the "
                "high-probability bound 4L_f ℜ_n + 2B_f √(ln(2/δ)/(2n))). Right: fraction of "
                "draws in which the bound held, against 1 − δ (points of each generator shifted "
-               f"slightly along n so that equal values stay visible). Data: {style.round_sig(summary)}")
+               f"slightly along n so that equal values stay visible). Data: {style.as_text(summary)}")
     paths = style.save_figure(fig, figures_dir, NAME, caption, [c6["source"]])
     return FigureResult(NAME, TITLE, "made", "", files(paths), [c6["source"]], summary)

@@ -115,14 +115,16 @@ def plan(root: Path, quick: bool, redo_checks: bool = False, skip_runs: bool = F
 
 
 def _run_one(name: str, root: Path, options: dict, log) -> int:
-    """One step; a usage error (bad input, unwritable folder) is status 2 with its line."""
+    """One step; a usage error (bad input, unwritable folder) is status 2, with its one line
+    on stderr as the subcommand prints it (``w2sg run: error: …``)."""
+    import sys
     from theory.parsing import GeneratorError
     from w2sg.errors import UsageError
     from w2sg.records import RecordError
     try:
         return int(STEPS[name](root, log=log, **options) or 0)
     except (UsageError, GeneratorError, RecordError) as exc:
-        log(f"[reproduce] {name}: error: {' '.join(str(exc).splitlines())}")
+        print(f"w2sg {name.split('-')[0]}: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -22,7 +22,7 @@ from theory.loss_table import LOSS_ORDER, LOSS_TABLE  # noqa: E402  (names and l
 
 __all__ = ["LOSS_ORDER", "LABELS", "COLORS", "MARKERS", "line_kw", "order_losses", "new_figure",
            "save_figure", "COLUMN_WIDTH", "PAGE_WIDTH", "apply_style", "legend_below",
-           "round_sig", "summarize_sources"]
+           "round_sig", "as_text", "summarize_sources"]
 
 #: printed names, from the one loss table (:mod:`theory.loss_table`)
 LABELS = {r.name: r.label for r in LOSS_TABLE}
@@ -128,6 +128,18 @@ def round_sig(value, digits: int = 3):
     if isinstance(value, (list, tuple)):
         return [round_sig(v, digits) for v in value]
     return value
+
+
+def as_text(value, digits: int = 3) -> str:
+    """``value`` for a caption: numbers to ``digits`` significant digits, dicts as
+    ``key: value`` lists (nested ones in parentheses), no Python quotes or braces."""
+    value = round_sig(value, digits)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: " + (f"({as_text(v, digits)})" if isinstance(v, dict) else as_text(v, digits))
+                         for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(as_text(v, digits) for v in value) + "]"
+    return "n/a" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def summarize_sources(sources: list[str]) -> str:

@@ -129,6 +129,11 @@ def test_build_all_writes_every_figure_with_captions(root):
     assert results["c4_c5_bounds_vs_measured"].summary["C4"]["inside_interval"] == 4
     index = json.loads((root / "figures" / "index.json").read_text())
     assert [i["name"] for i in index] == figure_names()
+    import re
+    for name in figure_names():  # rounded numbers, no Python dict syntax, a short caption
+        text = (root / "figures" / f"{name}.txt").read_text()
+        assert not re.search(r"\d\.\d{6,}", text) and "{'" not in text, (name, text)
+        assert len(text.splitlines()) == 3, name
 
 
 def test_missing_records_skip_with_message(tmp_path):
@@ -175,7 +180,7 @@ def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkey
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
 
 
-def test_reproduce_stops_after_a_refused_step(tmp_path, monkeypatch):
+def test_reproduce_stops_after_a_refused_step(tmp_path, monkeypatch, capsys):
     from paper_figs import reproduce
     from w2sg.errors import UsageError
     calls = _record_steps(monkeypatch)
@@ -187,7 +192,7 @@ def test_reproduce_stops_after_a_refused_step(tmp_path, monkeypatch):
     out = reproduce.reproduce(tmp_path, quick=True, log=lines.append)
     assert out["refused"] == 2 and calls == [] and out["figures"] == []
     assert [s["status"] for s in out["steps"]] == ["exit 2", "not run", "not run", "not run"]
-    assert any("run: error: no data" in l for l in lines)
+    assert capsys.readouterr().err == "w2sg run: error: no data\n"
 
 
 def test_the_sweep_of_reproduce_is_the_run_commands(monkeypatch):
