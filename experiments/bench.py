@@ -352,7 +352,8 @@ def _features(n: int, d: int, seed: int):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)
     theta = rng.normal(size=d) / np.sqrt(d)
-    p = 1 / (1 + np.exp(-(X @ theta) * 2))
+    from theory.binary import sigmoid
+    p = sigmoid((X @ theta) * 2)
     return X, np.clip(p + rng.normal(scale=0.1, size=n), 0.01, 0.99)
 
 

@@ -6,7 +6,7 @@ import time
 
 from .bench import WHAT
 
-__all__ = ["register"]
+__all__ = ["register", "write_bench"]
 
 
 def _usage(msg: str):
@@ -35,10 +35,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=_bench)
 
 
+def write_bench(root, record: dict, quick: bool, device: str = "cpu"):
+    """Write ``record`` (from :func:`experiments.bench.run_bench`) as
+    ``<root>/bench/bench-<UTC stamp>[-cuda][-quick].json``; returns the path."""
+    from pathlib import Path
+    from w2sg.records import BenchRecord, CudaBenchRecord, write_record
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"bench-{stamp}{'-cuda' if device == 'cuda' else ''}{'-quick' if quick else ''}.json"
+    kind = CudaBenchRecord if device == "cuda" else BenchRecord
+    return write_record(Path(root) / "bench" / name,
+                        kind(**{k: v for k, v in record.items() if k != "kind"}))
+
+
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from w2sg.records import BenchRecord, CudaBenchRecord, write_record
     spec = args.what if args.what is not None else ("kernels" if args.device == "cuda" else ",".join(WHAT))
     what = [w.strip() for w in spec.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
@@ -67,11 +78,7 @@ def _bench(args) -> int:
     progress = None if args.json else (lambda msg: print(f"[bench] {msg} …", file=sys.stderr, flush=True))
     record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
                        compile_generators=comp, progress=progress, device=args.device)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = write_record(folder / f"bench-{stamp}{'-cuda' if args.device == 'cuda' else ''}"
-                               f"{'-quick' if args.quick else ''}.json",
-                        (CudaBenchRecord if args.device == "cuda" else BenchRecord)(
-                            **{k: v for k, v in record.items() if k != "kind"}))
+    path = write_bench(folder.parent, record, args.quick, args.device)
     record["record"] = str(path)
     emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
     return 0
