@@ -363,3 +363,83 @@ def test_lr_schedule_warms_up_then_decays():
     assert [lr_factor(s, 7, "constant", 0.5) for s in range(7)] == [1.0] * 7
     with pytest.raises(ValueError, match="schedule"):
         lr_factor(0, 10, "cosine", 0.1)
+
+
+# ----------------------------------------------------------------------------- lr tuning
+TUNE = {"lr": [1e-9, 3e-3], "seeds": [10_000], "select": "weak", "noise": None}
+
+
+@pytest.fixture
+def toy_sweep(tiny_encoder, monkeypatch):
+    """Runner and tuner on the toy task (any seed) with a weak model ~90 % right."""
+    import experiments.data as D
+    import experiments.embed as E
+    import experiments.runner as R
+    tasks = {}
+
+    def build(spec, seed=0, pool=None, sizes=None):
+        return tasks.setdefault(seed, toy_task("cls", seed=seed))
+    monkeypatch.setattr(R, "_task", lambda config: build("toy", config["seed"]))
+    monkeypatch.setattr(D, "build_task", build)
+
+    def features(task_, model, max_length=128, quiet=True):
+        y_all = np.zeros(len(task_.texts))
+        for items, y in task_.splits.values():
+            y_all[items] = y
+        rng = np.random.default_rng(1)
+        return (y_all[:, None] + rng.normal(scale=0.9, size=(len(y_all), 4))).astype(np.float32)
+    monkeypatch.setattr(E, "features", features)
+    ft = {**FT, "layers": 2, "epochs": 1, "select": "last", "eval_every": 0, "tune": TUNE}
+    return {**R.FINETUNE_SWEEP, "tasks": ["toy"], "weak": ["minilm-l3"], "losses": ["tv"],
+            "noise": [0.0], "seeds": 2, "finetune": ft}
+
+
+def test_tuned_runs_carry_the_lr_chosen_on_weak_labels_of_tuning_seeds(toy_sweep, monkeypatch,
+                                                                      tmp_path, capsys):
+    import experiments.finetune_tune as T
+    import experiments.runner as R
+    from w2sg.records import read_record
+    _, runs = R.expand(toy_sweep)
+    first = R.execute_run(runs[0], tmp_path)
+    t = first.tuning
+    assert t.grid == [{"lr": 1e-9}, {"lr": 3e-3}] and t.select == "weak" and t.tuning_seeds == [10_000]
+    assert t.chosen == {"lr": 3e-3} and t.scores[1] > t.scores[0]  # lr 1e-9 learns nothing
+    assert first.config["finetune"]["lr"] == FT["lr"]  # the config keeps the grid, not the choice
+    assert read_record(R.run_path(runs[0], tmp_path)).tuning == t  # stored and read back
+    cell = T.tuning_config(runs[0])
+    assert "seed" not in cell and "lr" not in cell["finetune"]
+    path = T.tuning_path(cell, tmp_path)
+    assert T.check_tuning(cell, path) == dataclasses_asdict(t)
+    # the next seed of the cell reuses the stored result (tuning is not run again)
+    calls, tune_cell = [], T.tune_cell
+    monkeypatch.setattr(T, "tune_cell", lambda *a, **k: calls.append(1) or tune_cell(*a, **k))
+    assert R.execute_run(runs[1], tmp_path).tuning == t and calls == []
+    # a changed result file is not trusted: named, moved aside, recomputed
+    path.write_text(path.read_text().replace('"chosen": {\n   "lr": 0.003', '"chosen": {\n   "lr": 0.5'))
+    capsys.readouterr()
+    assert R.execute_run(runs[1], tmp_path).tuning == t and calls == [1]
+    assert "invalid tuning result" in capsys.readouterr().err
+    assert len(list(path.parent.glob("*.corrupt-*"))) == 1
+
+
+def dataclasses_asdict(obj):
+    import dataclasses
+    return dataclasses.asdict(obj)
+
+
+def test_weak_selection_never_reads_the_student_ground_truth(toy_sweep, monkeypatch):
+    """Permuting the ground-truth labels of the student split changes no weak-selected score
+    (tuning reads the weak labels only); oracle selection does read them."""
+    import experiments.data as D
+    import experiments.finetune_tune as T
+    import experiments.runner as R
+    _, runs = R.expand({**toy_sweep, "finetune": {**toy_sweep["finetune"],
+                                                  "tune": {**TUNE, "lr": [3e-3, 1e-2]}}})
+    cell = T.tuning_config(runs[0])
+    base = T.tune_cell(cell)
+    task = D.build_task("toy", 10_000)
+    items, y = task.splits["student"]
+    task.splits["student"] = (items, np.random.default_rng(0).permutation(1 - y))
+    assert T.tune_cell(cell)["per_seed_scores"] == base["per_seed_scores"]
+    oracle = T.tune_cell({**cell, "tune": {**cell["tune"], "select": "oracle"}})
+    assert oracle["per_seed_scores"] != base["per_seed_scores"]
