@@ -215,7 +215,7 @@ def test_finetune_preset_expands_and_validates(capsys):
     assert (sw["tasks"], sw["seeds"], sw["noise"], sw["finetune"]["layers"]) == (
         ["vader_cls"], 10, [0.0, 0.4], 1)
     assert sw["weak"] == ["minilm-l6-layer0", "minilm-l3"] and len(sw["losses"]) == 7
-    assert sw["finetune"]["tune"]["lr"] == [3e-5, 1e-4, 3e-4]
+    assert sw["finetune"]["tune"]["lr"] == [1e-4, 3e-4, 1e-3]
     assert main(["run", "--preset", "finetune", "--dry-run", "--json", "--seeds", "5",
                  "--losses", "ce", "kl", "--finetune-layers", "all"]) == 0  # flags override it
     out = json.loads(capsys.readouterr().out)
