@@ -231,16 +231,17 @@ class HiddenStates:
 
     def __init__(self, states: np.ndarray, lengths: np.ndarray):
         self.states, self.lengths = states, lengths.astype(np.int64)
+        self.tokens = int(self.lengths.sum())
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
     def padded_index(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(index, mask)`` for texts ``rows`` padded to the longest: ``index[b, t]`` is the
-        row of ``states`` of token ``t`` of text ``rows[b]``, or ``len(states)`` (a zero row
-        the caller appends) past its length; ``mask`` the attention mask (1 on real tokens)."""
+        row of ``states`` of token ``t`` of text ``rows[b]``, or ``tokens`` (a zero row the
+        caller appends) past its length; ``mask`` the attention mask (1 on real tokens)."""
         lens = self.lengths[rows]
         t = np.arange(max(1, int(lens.max())))[None, :]
         mask = t < lens[:, None]
-        index = np.where(mask, self.offsets[rows][:, None] + t, len(self.states))
+        index = np.where(mask, self.offsets[rows][:, None] + t, self.tokens)
         return index, mask.astype(np.int64)
 
 

@@ -129,6 +129,7 @@ class StrongScorer:
                                       encoder_identity(), dtype)
             zero = np.zeros((1, hs.states.shape[1]), dtype=hs.states.dtype)
             self.states = torch.as_tensor(np.concatenate([hs.states, zero]), device=device)
+            hs.states = None  # one copy in memory (the tensor above); lengths and offsets kept
             self.hidden = hs
             enc = top_layers(enc, int(layers))
         else:
@@ -314,8 +315,6 @@ class _Run:
                 self.stopped = True
 
     def finish(self, task, planned, device, c_start) -> tuple[np.ndarray, dict]:
-        if self.stopped and self.select == "last":
-            self.evaluate(planned)
         if self.best["state"] is not None and self.best["step"] != self.step:
             self.model.restore(self.best["state"])
         t_train = time.perf_counter() - self.t_start
