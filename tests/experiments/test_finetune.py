@@ -382,12 +382,17 @@ def toy_sweep(tiny_encoder, monkeypatch):
     monkeypatch.setattr(R, "_task", lambda config: build("toy", config["seed"]))
     monkeypatch.setattr(D, "build_task", build)
 
-    def features(task_, model, max_length=128, quiet=True):
-        y_all = np.zeros(len(task_.texts))
-        for items, y in task_.splits.values():
-            y_all[items] = y
-        rng = np.random.default_rng(1)
-        return (y_all[:, None] + rng.normal(scale=0.9, size=(len(y_all), 4))).astype(np.float32)
+    feats = {}
+
+    def features(task_, model, max_length=128, quiet=True):  # fixed per task, like a cache file
+        if task_.seed not in feats:
+            y_all = np.zeros(len(task_.texts))
+            for items, y in task_.splits.values():
+                y_all[items] = y
+            rng = np.random.default_rng(1)
+            feats[task_.seed] = (y_all[:, None] + rng.normal(scale=0.9, size=(len(y_all), 4))
+                                 ).astype(np.float32)
+        return feats[task_.seed]
     monkeypatch.setattr(E, "features", features)
     ft = {**FT, "layers": 2, "epochs": 1, "select": "last", "eval_every": 0, "tune": TUNE}
     return {**R.FINETUNE_SWEEP, "tasks": ["toy"], "weak": ["minilm-l3"], "losses": ["tv"],
