@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=("finetune",),
                    help="a named sweep: finetune = fine-tuned students (top layer on cached "
                         "activations, lr tuned per loss) on vader_cls × both weak models, 7 losses × "
-                        "noise 0/0.4 × 10 seeds (~35 min on 2 idle CPU cores; docs/finetune.md; "
+                        "noise 0/0.4 × 10 seeds (~40 min on 2 idle CPU cores; docs/finetune.md; "
                         "flags override it)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")

@@ -208,6 +208,7 @@ def test_finetune_preset_expands_and_validates(capsys):
     ft = FINETUNE_SWEEP["finetune"]
     assert (ft["layers"], ft["epochs"], ft["max_steps"], ft["select"], ft["dropout"]) == (1, 1, 0, "last", 0.0)
     assert not set(ft["tune"]["seeds"]) & set(range(FINETUNE_SWEEP["seeds"]))
+    assert ft["tune"]["noise"] == 0.4  # one tuning per (panel, loss): 42 tuning runs
     assert main(["run", "--preset", "finetune", "--dry-run", "--json", "--device", "cpu"]) == 0
     out = json.loads(capsys.readouterr().out)
     sw = out["sweep"]
