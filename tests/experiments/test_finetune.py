@@ -449,3 +449,29 @@ def test_weak_selection_never_reads_the_student_ground_truth(toy_sweep, monkeypa
     assert T.tune_cell(cell)["per_seed_scores"] == base["per_seed_scores"]
     oracle = T.tune_cell({**cell, "tune": {**cell["tune"], "select": "oracle"}})
     assert oracle["per_seed_scores"] != base["per_seed_scores"]
+
+
+@pytest.mark.slow
+def test_top_layer_of_the_real_minilm_on_cached_states(cache):
+    """Smoke test with the pretrained MiniLM-L6: the cached states entering layer 5 are the
+    model's own hidden state 5 (float32), and the top-layer scorer gives the whole encoder's
+    score (dropout off) within float32 rounding."""
+    from transformers import AutoTokenizer
+    from experiments.embed import minilm_path
+    from experiments.finetune import StrongScorer
+    from experiments.data.tasks import Task
+    texts = ["a wonderful, moving film", "dull", "I hated every single minute of it", "fine"]
+    idx = np.arange(4)
+    task = Task("unit", "cls", "unit", texts, {"student": (idx, idx % 2), "test": (idx, idx % 2)},
+                0, {"val_frac": 0.5})
+    top, whole = StrongScorer(task, 1, 16), StrongScorer(task, "all", 16)
+    top.head.load_state_dict(whole.head.state_dict())
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    enc = tok(texts[2:3], truncation=True, max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        h5 = whole.enc(**enc, output_hidden_states=True).hidden_states[5][0].numpy()
+        off = int(top.hidden.offsets[2])
+        np.testing.assert_allclose(top.states[off:off + h5.shape[0]].numpy(), h5, atol=1e-5)
+        whole.enc.eval(), top.enc.eval()
+        np.testing.assert_allclose(top.score(idx).numpy(), whole.score(idx).numpy(), atol=1e-5)
+    assert sum(p.numel() for p in top.parameters()) < sum(p.numel() for p in whole.parameters()) / 10
