@@ -272,9 +272,9 @@ def _run_llm(args, sweep, root) -> int:
                                 quiet=args.quiet or args.json)
     except (ValueError, OSError) as exc:
         raise _usage(str(exc).splitlines()[0]) from None
-    rows = [{"loss": r.loss, "noise": r.noise, "seed": r.seed, "acc": r.metrics.acc,
-             "pgr": r.metrics.pgr, "weak_acc": r.reference.weak.acc,
-             "ceiling_acc": r.reference.ceiling.acc} for r in records]
+    from w2sg.results import run_of
+    rows = [run_of(r, "").row(("loss", "noise", "seed", "acc", "pgr", "weak_acc", "ceiling_acc"))
+            for r in records]
     emit(rows, args.json, "\n".join(f"{r['loss']:<11} noise {r['noise']:.2f} seed {r['seed']} "
                                     f"weak {r['weak_acc']:.3f} ceil {r['ceiling_acc']:.3f} "
                                     f"w2s {r['acc']:.3f} PGR "
