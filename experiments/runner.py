@@ -430,14 +430,20 @@ def summarize(sweep: dict, root=None) -> list[dict]:
     """One row per (task, weak, loss, noise, noise model, selection) of the sweep's finished
     runs, in sweep order: :func:`w2sg.aggregate.run_summary` (means over seeds; ``w2s_acc_sd``
     the sample sd, ddof 1; ``pgr`` Burns et al.'s PGR of the means) of the run rows of the
-    results table (:func:`w2sg.results.load`: each record read once per command)."""
+    results table (:func:`w2sg.results.load`: each record read once per command).  A run
+    record of the sweep that cannot be used raises its :class:`w2sg.records.RecordError`."""
     from w2sg.aggregate import run_summary
     from w2sg.results import load
     root = results_root(root)
-    by_source = {r.source: r for r in load(root).runs}
+    table = load(root)
+    by_source = {r.source: r for r in table.runs}
     _, runs = expand(sweep)
-    rows = [by_source[src].row() for src in (str(run_path(cfg, root).relative_to(root)) for cfg in runs)
-            if src in by_source]
+    rows = []
+    for src in (str(run_path(cfg, root).relative_to(root)) for cfg in runs):
+        if table.error_of(src) is not None:
+            raise table.error_of(src)
+        if src in by_source:
+            rows.append(by_source[src].row())
     return run_summary(rows)
 
 

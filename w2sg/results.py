@@ -208,8 +208,11 @@ class _Folder:
         self.found: list[tuple[str, Any]] = []
         self.problems: list[str] = []
         self.schema: list[RecordSchemaError] = []
+        self.errors: dict[str, RecordError] = {}
         for p, st in record_files(root / name):
             value = _parse(p, st)
+            if isinstance(value, RecordError):
+                self.errors[_rel(p, root)] = value
             if isinstance(value, RecordSchemaError):
                 self.schema.append(value)
             elif isinstance(value, RecordError):
@@ -285,6 +288,11 @@ class ResultsTable:
 
     def schema_errors(self, *folders: str) -> list[RecordSchemaError]:
         return [e for f in (folders or FOLDERS[:3]) for e in self._folder(f).schema]
+
+    def error_of(self, source: str) -> RecordError | None:
+        """Why the record at ``source`` (relative to the root) cannot be used, else ``None``."""
+        folder = Path(source).parts[0] if Path(source).parts else ""
+        return self._folder(folder).errors.get(source) if folder in FOLDERS else None
 
     def refuse_unknown_schema(self, *folders: str) -> None:
         """Raise the first :class:`RecordSchemaError` under ``folders`` (default: runs,
