@@ -39,7 +39,7 @@ import numpy as np
 
 from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
                           RunRecord, RunTimings, WeakMetrics, clean_temp_files, config_hash,
-                          file_sha256, finite_or_none, move_aside, read_record, results_root, student_metrics,
+                          file_sha256, finite_or_none, move_aside, results_root, student_metrics,
                           write_record)
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
@@ -219,9 +219,10 @@ def check_reference_record(config: dict, root) -> ReferenceRecord:
     """The valid reference record of ``config`` under ``root``: it parses (current schema),
     its ``config_hash`` is the config's and its ``.npz`` has the stored sha256.
     Raises :class:`w2sg.records.RecordError` otherwise (also when it is missing)."""
+    from w2sg.results import read  # parsed once per process, like every record
     cfg = reference_config(config)
     path = reference_path(cfg, results_root(root))
-    rec = read_record(path, ReferenceRecord)
+    rec = read(path, ReferenceRecord)
     if rec.config_hash != config_hash(cfg):
         raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
                           f"{config_hash(cfg)}")
