@@ -13,7 +13,7 @@ parses a results root.  Layout (see :mod:`w2sg.records`)::
 
 **Read once.**  A record file is parsed the first time a folder holding it is asked for,
 and the result — the record, or why it cannot be used — is kept in this process keyed by
-the file's path and its ``(device, inode, mtime_ns, size)``; a later :func:`load` of the
+the file's path and its ``(device, inode, mtime_ns, ctime_ns, size)``; a later :func:`load` of the
 same root (another figure, the next step of ``w2sg reproduce``) lists and ``stat``\\ s the
 folder but opens only files that are new or rewritten (records are written by atomic
 rename, so a rewritten record is a new inode).  Each record file is therefore opened at
@@ -188,7 +188,7 @@ def _parse(path: Path, st: os.stat_result | None):
         return RecordError(path, None, "cannot read: it vanished while the folder was listed")
     if not stat.S_ISREG(st.st_mode):
         return RecordError(path, None, "not a regular file")
-    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
     hit = _CACHE.get(str(path))
     if hit is not None and hit[0] == key:
         return hit[1]
