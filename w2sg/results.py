@@ -14,7 +14,7 @@ parses a results root.  Layout (see :mod:`w2sg.records`)::
 **Read once.**  A record file is parsed the first time a folder holding it is asked for,
 and the result — the record, or why it cannot be used — is kept in this process keyed by
 the file's path and its ``(device, inode, mtime_ns, ctime_ns, size)``; a later :func:`load` of the
-same root (another figure, the next step of ``w2sg reproduce``) lists and ``stat``\\ s the
+same root (another figure, the next step of ``w2sg reproduce``) lists and stats the
 folder but opens only files that are new or rewritten (records are written by atomic
 rename, so a rewritten record is a new inode).  Each record file is therefore opened at
 most once per command unless it changes (``tests/paper_figs/test_results.py`` counts the
@@ -29,6 +29,7 @@ one line naming the file and the field, never silently dropped; a record of an u
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import stat
 from pathlib import Path
@@ -157,7 +158,9 @@ def run_of(rec: RunRecord | LlmRunRecord, source: str) -> Run:
 def record_files(folder: Path) -> list[tuple[Path, os.stat_result | None]]:
     """``(path, stat)`` of the record files under ``folder`` (sorted by path): ``*.json``,
     not hidden (temporary files are hidden; records moved aside end in
-    ``.corrupt-<stamp>``); ``stat`` is ``None`` when the file vanished while listing."""
+    ``.corrupt-<stamp>``).  Only names are listed and stat-ed (nothing is opened; linked
+    folders are not followed); ``stat`` is ``None`` when it fails (a dangling link, a file
+    that vanished): :func:`w2sg.records.read_record` then says why."""
     if not folder.is_dir():
         return []
     out = []
@@ -181,19 +184,28 @@ def clear_cache() -> None:
     _ROWS.clear()
 
 
-def _parse(path: Path, st: os.stat_result | None):
-    """The record at ``path`` or the :class:`RecordError` saying why it cannot be used;
-    opened only when it is new or changed since it was last parsed in this process."""
-    if st is None:
-        return RecordError(path, None, "cannot read: it vanished while the folder was listed")
-    if not stat.S_ISREG(st.st_mode):
-        return RecordError(path, None, "not a regular file")
-    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+@functools.lru_cache(maxsize=64)
+def _real(root: str) -> str:
+    return os.path.realpath(root)
+
+
+def _parse(path: Path, st: os.stat_result | None, root: Path | None):
+    """The record at ``path`` or the :class:`RecordError` saying why it cannot be used
+    (:func:`w2sg.records.read_record` with ``root``: it refuses what is not a regular file, a
+    link out of the root, an oversized or too deep file, a value out of range); a regular
+    file is opened only when it is new or changed since it was last parsed in this process."""
+    if st is None or not stat.S_ISREG(st.st_mode):  # read_record names what it is, never caches
+        try:
+            return read_record(path, root=root)
+        except RecordError as exc:
+            return exc
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size,
+           None if root is None else _real(str(root)))
     hit = _CACHE.get(str(path))
     if hit is not None and hit[0] == key:
         return hit[1]
     try:
-        value = read_record(path)
+        value = read_record(path, root=root)
     except RecordError as exc:
         value = exc
     _CACHE[str(path)] = (key, value)
@@ -210,7 +222,7 @@ class _Folder:
         self.schema: list[RecordSchemaError] = []
         self.errors: dict[str, RecordError] = {}
         for p, st in record_files(root / name):
-            value = _parse(p, st)
+            value = _parse(p, st, root)
             if isinstance(value, RecordError):
                 self.errors[_rel(p, root)] = value
             if isinstance(value, RecordSchemaError):
@@ -316,15 +328,17 @@ def _run_cached(rec, source: str, root: Path) -> Run:
     return row
 
 
-def read(path: str | os.PathLike, kind: type | tuple[type, ...] | None = None):
-    """:func:`w2sg.records.read_record` through this module's cache: the record at ``path``
-    (parsed once per process while the file is unchanged), else :class:`RecordError`."""
+def read(path: str | os.PathLike, kind: type | tuple[type, ...] | None = None,
+         root: str | os.PathLike | None = None):
+    """:func:`w2sg.records.read_record` (``kind``, ``root``) through this module's cache: the
+    record at ``path`` (parsed once per process while the file is unchanged), else
+    :class:`RecordError`."""
     path = Path(path)
     try:
         st = os.stat(path)
-    except OSError as exc:
-        raise RecordError(path, None, f"cannot read: {exc.strerror or exc}") from None
-    value = _parse(path, st)
+    except OSError:
+        st = None
+    value = _parse(path, st, None if root is None else Path(root))
     if isinstance(value, RecordError):
         raise value
     if kind is not None:
