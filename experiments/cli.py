@@ -287,11 +287,12 @@ def short_summary(sweep: dict, info: dict, rows: list[dict]) -> str:
              f"(already recorded); {info['wall_s']:.1f} s",
              f"records in {info['root']}/runs/; full table ({len(rows)} cells) in "
              f"{info['summary_table']} (or --table)"]
+    from w2sg.aggregate import mean_std  # the one aggregation module
     by_noise: dict[float, dict[str, list[float]]] = {}
     for r in rows:
         by_noise.setdefault(r["noise"], {}).setdefault(r["loss"], []).append(r["w2s_acc"])
     for noise in sorted(by_noise):
-        means = {loss: sum(v) / len(v) for loss, v in by_noise[noise].items()}
+        means = {loss: mean_std(v)[0] for loss, v in by_noise[noise].items()}
         best, worst = max(means, key=means.get), min(means, key=means.get)
         lines.append(f"  noise {noise:g}: best {best} {means[best]:.3f}, worst {worst} "
                      f"{means[worst]:.3f} (mean test accuracy)")
