@@ -351,11 +351,12 @@ def short_summary(sweep: dict, info: dict, rows: list[dict]) -> str:
              f"(already recorded); {info['wall_s']:.1f} s",
              f"records in {info['root']}/runs/; full table ({len(rows)} cells) in "
              f"{info['summary_table']} (or --table)"]
+    from w2sg.aggregate import mean_std  # the one aggregation module
     by_noise: dict[float, dict[str, list[float]]] = {}
     for r in rows:
         by_noise.setdefault(r["noise"], {}).setdefault(r["loss"], []).append(r["w2s_acc"])
     for noise in sorted(by_noise):
-        means = {loss: sum(v) / len(v) for loss, v in by_noise[noise].items()}
+        means = {loss: mean_std(v)[0] for loss, v in by_noise[noise].items()}
         best, worst = max(means, key=means.get), min(means, key=means.get)
         lines.append(f"  noise {noise:g}: best {best} {means[best]:.3f}, worst {worst} "
                      f"{means[worst]:.3f} (mean test accuracy)")
@@ -372,9 +373,9 @@ def _run_llm(args, sweep, root) -> int:
                                 quiet=args.quiet or args.json)
     except (ValueError, OSError) as exc:
         raise _usage(str(exc).splitlines()[0]) from None
-    rows = [{"loss": r.loss, "noise": r.noise, "seed": r.seed, "acc": r.metrics.acc,
-             "pgr": r.metrics.pgr, "weak_acc": r.reference.weak.acc,
-             "ceiling_acc": r.reference.ceiling.acc} for r in records]
+    from w2sg.results import run_of
+    rows = [run_of(r, "").row(("loss", "noise", "seed", "acc", "pgr", "weak_acc", "ceiling_acc"))
+            for r in records]
     emit(rows, args.json, "\n".join(f"{r['loss']:<11} noise {r['noise']:.2f} seed {r['seed']} "
                                     f"weak {r['weak_acc']:.3f} ceil {r['ceiling_acc']:.3f} "
                                     f"w2s {r['acc']:.3f} PGR "

@@ -41,8 +41,9 @@ import numpy as np
 from w2sg.paths import slug
 from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
                           RunRecord, RunTimings, Tuning, WeakMetrics, clean_temp_files, config_hash,
-                          finite_or_none, move_aside, read_record, read_regular, results_root,
+                          finite_or_none, move_aside, read_regular, results_root,
                           student_metrics, temp_path, write_record)
+from w2sg.results import read
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
@@ -243,7 +244,7 @@ def _checked_reference(config: dict, root) -> tuple[ReferenceRecord, bytes]:
     cfg = reference_config(config)
     top = results_root(root)
     path = reference_path(cfg, top)
-    rec = read_record(path, ReferenceRecord, root=top)  # ``arrays``: a plain file name
+    rec = read(path, ReferenceRecord, root=top)  # ``arrays``: a plain file name; parsed once per process
     if rec.config_hash != config_hash(cfg):
         raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
                           f"{config_hash(cfg)}")
@@ -270,10 +271,12 @@ def check_reference_record(config: dict, root) -> ReferenceRecord:
 
 def check_run_record(config: dict, root) -> RunRecord:
     """The valid run record of ``config``: parses (current schema) and its
-    ``config_hash`` is the config's; raises :class:`w2sg.records.RecordError` otherwise."""
+    ``config_hash`` is the config's; raises :class:`w2sg.records.RecordError` otherwise.
+    Read through :func:`w2sg.results.read` (parsed once per process: the summary after the
+    sweep does not open it again)."""
     top = results_root(root)
     path = run_path(config, top)
-    rec = read_record(path, RunRecord, root=top)
+    rec = read(path, RunRecord, root=top)
     if rec.config_hash != config_hash(config):
         raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
                           f"{config_hash(config)}")
@@ -464,29 +467,24 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
 
 
 def summarize(sweep: dict, root=None) -> list[dict]:
-    """Mean (± sd over seeds) weak / ceiling / w2s accuracy and PGR per (task, weak, loss, noise)."""
+    """One row per (task, weak, loss, noise, noise model, selection) of the sweep's finished
+    runs, in sweep order: :func:`w2sg.aggregate.run_summary` (means over seeds; ``w2s_acc_sd``
+    the sample sd, ddof 1; ``pgr`` Burns et al.'s PGR of the means) of the run rows of the
+    results table (:func:`w2sg.results.load`: each record read once per command).  A run
+    record of the sweep that cannot be used raises its :class:`w2sg.records.RecordError`."""
+    from w2sg.aggregate import run_summary
+    from w2sg.results import load
     root = results_root(root)
+    table = load(root)
+    by_source = {r.source: r for r in table.runs}
     _, runs = expand(sweep)
-    groups: dict[tuple, list[RunRecord]] = {}
-    for cfg in runs:
-        path = run_path(cfg, root)
-        if path.exists():
-            rec = read_record(path, RunRecord, root=root)
-            groups.setdefault((cfg["task"], cfg["weak"], cfg["loss"], cfg["noise"]), []).append(rec)
     rows = []
-    for (task, weak, loss, noise), recs in groups.items():
-        acc = np.array([r.metrics.acc for r in recs])
-        pg = np.array([np.nan if r.metrics.pgr is None else r.metrics.pgr for r in recs])
-        auroc = [np.nan if r.metrics.auroc is None else r.metrics.auroc for r in recs]
-        rows.append({"task": task, "weak": weak, "loss": loss, "noise": noise, "n_seeds": len(recs),
-                     "weak_acc": float(np.mean([r.reference.weak.acc for r in recs])),
-                     "ceiling_acc": float(np.mean([r.reference.ceiling.acc for r in recs])),
-                     "w2s_acc": float(acc.mean()), "w2s_acc_sd": float(acc.std()),
-                     "pgr": float(np.nanmean(pg)) if np.isfinite(pg).any() else float("nan"),
-                     "agreement_weak": float(np.mean([r.metrics.agreement_weak for r in recs])),
-                     "ece": float(np.mean([r.metrics.ece for r in recs])),
-                     "auroc": float(np.mean(auroc))})
-    return rows
+    for src in (str(run_path(cfg, root).relative_to(root)) for cfg in runs):
+        if table.error_of(src) is not None:
+            raise table.error_of(src)
+        if src in by_source:
+            rows.append(by_source[src].row())
+    return run_summary(rows)
 
 
 def format_summary(rows: list[dict]) -> str:

@@ -11,9 +11,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "compare", help="paired differences of each loss to a baseline, with 95%% intervals and p-values",
         description="For every loss and noise level (and student mode: linear head / fine-tuned): "
-                    "the difference to the baseline over runs matched on (task, weak model, seed), "
-                    "its 95% paired bootstrap interval, the Wilcoxon signed-rank p-value and the "
-                    "Holm-adjusted one. Reads <root>/runs, writes <root>/compare/<metric>-vs-<baseline>.json.")
+                    "the difference to the baseline over runs matched on (task, weak model, seed) "
+                    "within (student mode, hyperparameter selection, noise model), its 95% stratified "
+                    "cluster bootstrap interval, the Wilcoxon signed-rank p-value on (task, seed) "
+                    "clusters, the Holm-adjusted one (per family), and the smallest detectable "
+                    "difference. --metric pgr: Burns et al.'s PGR of means per (task, weak) panel. Reads <root>/runs, writes <root>/compare/<metric>-vs-<baseline>.json.")
     p.add_argument("--baseline", default="ce", help="loss to compare against (default ce)")
     p.add_argument("--metric", default="acc", choices=("acc", "pgr"),
                    help="test accuracy (differences in points) or PGR (default acc)")
@@ -44,15 +46,37 @@ def run_compare(root, baseline: str = "ce", metric: str = "acc") -> dict:
     except ValueError as exc:  # duplicated runs (e.g. a copied folder): ambiguous pairs
         raise UsageError(f"{exc}; remove one of them") from None
     order = {n: i for i, n in enumerate(losses)}
-    table.sort(key=lambda r: (r["mode"], r["noise"], order[r["loss"]]))
+    table.sort(key=lambda r: (r["mode"], r["select"], r["noise_model"], r["noise"], order[r["loss"]]))
+    return _payload(root, baseline, metric, table, runs)
+
+
+def _payload(root, baseline: str, metric: str, table: list[dict], runs) -> dict:
+    """The compare record's fields: the table and how each number in it was made."""
+    from .compare import (ALPHA, BOOTSTRAP, CONFIDENCE, FAMILY_KEYS, MIN_GAP, N_RESAMPLES, POWER,
+                          SEED)
+    n_holm = sum(not r["identical"] and r["p_value"] is not None for r in table)
+    n_fam = len({tuple(r[k] for k in FAMILY_KEYS) for r in table if not r["identical"]})
     return {
         "kind": "compare", "baseline": baseline, "metric": metric,
         "unit": "accuracy points (x100)" if metric == "acc" else "PGR",
-        "pairing": "runs with equal (task, weak, seed, rest of the run config) within (mode, noise)",
+        "pairing": "runs with equal (task, weak, seed, rest of the run config) within "
+                   "(mode, select, noise_model, noise); never across them",
         "confidence": CONFIDENCE,
-        "ci": f"scipy.stats.bootstrap BCa, {N_RESAMPLES} resamples of the pairs, seed {SEED}",
-        "test": "scipy.stats.wilcoxon two-sided (zeros dropped); all-zero differences: p = 1",
-        "correction": f"Holm over all {len(table)} rows", "alpha": ALPHA,
+        "ci": f"{BOOTSTRAP}; {N_RESAMPLES} resamples, seed {SEED}",
+        "bootstrap": BOOTSTRAP,
+        "test": "scipy.stats.wilcoxon two-sided (zeros dropped) on the per-(task, seed) cluster "
+                "means of the differences" + (" (each divided by its panel's mean gap)" if metric == "pgr" else "")
+                + "; rows identical by construction (every difference exactly 0): p = 1",
+        "correction": f"Holm within each (mode, select, noise_model) family ({n_fam} families, "
+                      f"{n_holm} tested rows); identical rows are outside the families (p_holm = 1)",
+        "power": f"mde = (z_(1-alpha/2) + z_{POWER:g}) * sd / sqrt(n): the smallest mean difference a "
+                 f"two-sided paired test at alpha {ALPHA:g} detects with {POWER:.0%} power (normal "
+                 "approximation; sd: sample sd of the cluster scores, n: clusters; before Holm)",
+        "pgr_of_means": (f"per panel (task, weak): (mean acc - mean weak acc) / (mean ceiling acc - "
+                         f"mean weak acc) over the paired seeds; a row is the mean over panels whose "
+                         f"mean gap is >= {100 * MIN_GAP:g} points (others in excluded_panels)")
+                        if metric == "pgr" else "",
+        "alpha": ALPHA,
         "n_runs": len(runs.rows), "unreadable": runs.unreadable,
         "rows": table, "sources": runs.sources,
     }
@@ -89,12 +113,13 @@ def cmd_compare(args) -> int:
     if payload["unreadable"]:
         lines.append(f"{len(payload['unreadable'])} unusable record(s), not used (`w2sg run` "
                      f"moves them aside and redoes them): " + "; ".join(payload["unreadable"]))
-    lines.append(f"interval: {payload['ci']}; p: Wilcoxon signed-rank, Holm-adjusted over the table")
-    n_max = max((r["n_pairs"] for r in payload["rows"]), default=0)
+    lines.append(f"interval: {payload['ci']}; p: Wilcoxon signed-rank on cluster means; "
+                 f"{payload['correction']}; MDE: {payload['power']}")
+    n_max = max((r["n_clusters"] for r in payload["rows"]), default=0)
     if n_max < 6:
-        lines.append(f"note: at most {n_max} pairs per row: a two-sided Wilcoxon test cannot reach "
-                     "p < 0.05 with fewer than 6, and bootstrap intervals from so few pairs are too "
-                     "narrow; run more seeds (`w2sg run --seeds N`) or tasks")
+        lines.append(f"note: at most {n_max} (task, seed) clusters per row: a two-sided Wilcoxon test "
+                     "cannot reach p < 0.05 with fewer than 6, and bootstrap intervals from so few "
+                     "clusters are too narrow; run more seeds (`w2sg run --seeds N`) or tasks")
     lines.append(f"record: {path}")
     emit(out, args.json, "\n".join(lines))
     return 0

@@ -1,25 +1,26 @@
-"""Run records → the tidy rows of :mod:`paper_figs.compare` (the one place that reads them).
+"""Run records → the tidy rows of :mod:`paper_figs.compare`, from the results table
+(:func:`w2sg.results.load`: each record read once per command).
 
-Reads the typed ``run`` and ``llm-run`` records (:mod:`w2sg.records`): ``task``, ``weak``,
-``seed``, ``loss``, ``noise``, ``metrics.acc``, ``metrics.pgr`` and ``config``.  ``mode`` is
+A row is ``{task, weak, seed, loss, noise, noise_model, select, mode, setting, acc, pgr,
+weak_acc, ceiling_acc, source}`` (fields of :class:`w2sg.results.Run`): ``mode`` is
 ``"finetune"`` when the run config has a ``finetune`` table (the whole encoder was trained),
-else ``"head"``; ``setting`` is the config hash of everything else in the run config, so runs
-of different sweeps are never paired.  A record that cannot be used is named in
-``unreadable`` (one line: file and field); one of an unknown schema raises
-:class:`w2sg.records.RecordSchemaError`.
+else ``"head"``; ``select`` is ``"none"`` for the fixed recipe, else how the tuned run chose
+its hyperparameters (``"weak"`` / ``"oracle"``); ``setting`` is the config hash of everything
+else in the run config (:func:`w2sg.results.setting_of`), so runs of different sweeps are
+never paired.  A record that cannot be used is named in ``unreadable`` (one line: file and
+field); one of an unknown schema raises :class:`w2sg.records.RecordSchemaError`.
 """
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from w2sg.records import LlmRunRecord, RunRecord, config_hash
+from w2sg.results import load
 
-from .readers import records_of
+__all__ = ["RunTable", "tidy_runs", "TIDY_KEYS"]
 
-__all__ = ["RunTable", "tidy_runs"]
-
-_PAIRED = ("kind", "task", "weak", "seed", "loss", "noise", "finetune")
+#: the keys of a tidy row
+TIDY_KEYS = ("task", "weak", "seed", "loss", "noise", "noise_model", "select", "mode", "setting",
+             "acc", "pgr", "weak_acc", "ceiling_acc", "source")
 
 
 @dataclasses.dataclass
@@ -33,17 +34,9 @@ class RunTable:
 
 
 def tidy_runs(root) -> RunTable:
-    """One row ``{task, weak, seed, loss, noise, mode, setting, acc, pgr, source}`` per run
-    record under ``<root>/runs`` (reference records are skipped: they are not students)."""
-    root = Path(root)
-    rows, sources = [], []
-    found, bad = records_of(root / "runs", (RunRecord, LlmRunRecord))
-    for p, rec in found:
-        rel = str(p.relative_to(root))
-        cfg = rec.config
-        rows.append({"task": rec.task, "weak": rec.weak, "seed": rec.seed, "loss": rec.loss,
-                     "noise": rec.noise, "mode": "finetune" if cfg.get("finetune") else "head",
-                     "setting": config_hash({k: v for k, v in cfg.items() if k not in _PAIRED}),
-                     "acc": rec.metrics.acc, "pgr": rec.metrics.pgr, "source": rel})
-        sources.append(rel)
-    return RunTable(rows, sources, bad)
+    """One tidy row per run record under ``<root>/runs`` (reference records are skipped:
+    they are not students)."""
+    table = load(root)
+    table.refuse_unknown_schema("runs")
+    rows = [r.row(TIDY_KEYS) for r in table.runs]
+    return RunTable(rows, [r["source"] for r in rows], table.problems("runs"))

@@ -405,10 +405,15 @@ class BenchRecord(_Header):
 @dataclass(kw_only=True)
 class CompareRecord(_Header):
     """``w2sg compare`` (:mod:`paper_figs.compare_cli`): paired differences of each loss to
-    ``baseline`` in ``metric`` (``acc`` in points ×100, or ``pgr``).  ``rows[]``: loss, noise,
-    mode, n_pairs, mean_diff, ci_low, ci_high, p_value, p_holm, n_missing, missing, verdict,
-    significant, …; ``sources``: the run records used; ``unreadable``: those that could not
-    be used (one line each)."""
+    ``baseline`` in ``metric`` (``acc`` in points ×100, or ``pgr``: Burns et al.'s PGR of means
+    per (task, weak) panel, ``pgr_of_means`` says how; ``""`` for ``acc``).  ``rows[]``: mode,
+    select (``none`` / ``weak`` / ``oracle``), noise_model, noise, loss, n_pairs, n_clusters,
+    mean_diff, ci_low, ci_high, p_value, p_holm, identical, mde, significant, verdict,
+    mean_loss, mean_baseline, n_missing, missing (and n_panels, excluded_panels for ``pgr``);
+    ``ci`` / ``bootstrap``: how the interval was made (stratified cluster bootstrap);
+    ``test``, ``correction`` (Holm per family), ``power`` (the ``mde`` formula);
+    ``sources``: the run records used; ``unreadable``: those that could not be used (one line
+    each)."""
     kind: str = "compare"
     baseline: str
     metric: str
@@ -416,8 +421,11 @@ class CompareRecord(_Header):
     pairing: str
     confidence: float = fraction()
     ci: str
+    bootstrap: str
     test: str
     correction: str
+    power: str
+    pgr_of_means: str
     alpha: float = fraction()
     n_runs: int = nonnegative()
     unreadable: list[str]

@@ -62,7 +62,8 @@ def _examples():
     cuda = R.CudaBenchRecord(quick=True, what=["kernels"], machine={"cpus": 16}, method="m",
                              elapsed_s=2.0, kernels_cuda={"device": {"name": "gpu"}, "shapes": []})
     comp = R.CompareRecord(baseline="ce", metric="acc", unit="points", pairing="p", confidence=0.95,
-                           ci="bca", test="wilcoxon", correction="holm", alpha=0.05, n_runs=4,
+                           ci="cluster", bootstrap="cluster", test="wilcoxon", correction="holm",
+                           power="mde", pgr_of_means="", alpha=0.05, n_runs=4,
                            unreadable=[], rows=[{"loss": "tv", "mean_diff": None}],
                            sources=["runs/a.json"])
     return [run, ref, llm, check, summary, data, cex, bench, comp, cuda]
