@@ -7,6 +7,7 @@ Kinds (the ``kind`` field) and where :func:`results_root` keeps them::
 
     run            runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   RunRecord
     reference      runs/reference/<task>/<weak>/seed<S>-<hash>.json (+ .npz) ReferenceRecord
+    tuning         runs/tuning/<task>/<weak>/<loss>/noise<P>-<model>-<hash>.json TuningRecord
     llm-run        runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json  LlmRunRecord
     check          checks/C<k>.json                                        CheckRecord
     check-summary  checks/summary.json                                     CheckSummaryRecord
@@ -28,7 +29,8 @@ Schema versions (the integer ``schema`` field of every kind):
 
 Readers call :func:`read_record` (or :func:`parse_record`) and read fields of the returned
 dataclass, never alternatives; anything else — unparsable JSON, an unknown ``schema``, a
-wrong ``kind``, a missing field or one of the wrong type — raises :class:`RecordError`,
+wrong ``kind``, a missing field (except the few marked :data:`ADDED_LATER`, which records
+written before them lack and read as their default) or one of the wrong type — raises :class:`RecordError`,
 whose one-line message names the file and the field.  Free-form sub-objects (a run's
 ``config``, ``splits``, ``train_info``; a check's ``details``; the bench sections) are typed
 ``dict`` and documented where they are written.
@@ -52,7 +54,8 @@ from typing import Any, Optional
 from .strict_json import dumps, plain
 
 __all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
-           "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
+           "Baselines", "StudentMetrics",
+           "Tuning", "NoiseInfo", "TuningRecord", "ADDED_LATER", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
@@ -130,6 +133,31 @@ class StudentMetrics:
 
 
 @dataclass
+class Tuning:
+    """How a tuned run's training hyperparameters were chosen (``w2sg run --tune``;
+    :func:`experiments.tuning.tune_cell`).  ``grid``: the configurations tried, each
+    ``{"weight_decay", "lr"}``; ``chosen``: the one used (an entry of ``grid``);
+    ``select``: ``"weak"`` (agreement with the noisy weak labels of the validation slice) or
+    ``"oracle"`` (ground truth of the validation slice); ``tuning_seeds``: the seeds the
+    grid was scored on (disjoint from the evaluation seeds); ``scores``: the selection score
+    of each grid entry (mean over the tuning seeds; same order as ``grid``)."""
+    grid: list[dict]
+    chosen: dict
+    select: str
+    tuning_seeds: list[int]
+    scores: list[float]
+
+
+@dataclass
+class NoiseInfo:
+    """The label noise actually applied to the student split: ``flipped`` rows in all,
+    ``flipped_by_class`` = [from class 0, from class 1], the class of the weak label before
+    flipping (P(class 1) > 0.5; pair tasks: the sign of the logit, A preferred = 1)."""
+    flipped: int
+    flipped_by_class: list[int]
+
+
+@dataclass
 class RunTimings:
     train_s: float
     total_s: float
@@ -165,7 +193,12 @@ class RunRecord(_Header):
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
     n_flipped (or finetune settings), loss_kernel (``c``, ``torch``, ``triton`` or null:
     which generated kernel computed an f-divergence loss; records written before it have
-    no such key)."""
+    no such key).  ``noise_model``: ``symmetric`` (default), ``asymmetric`` or ``confident``
+    (:func:`experiments.pipeline.noise_labels`); ``noise_info``: :class:`NoiseInfo`;
+    ``tuning``: :class:`Tuning` for a tuned run, null otherwise (the config then has a
+    ``tune`` key, and ``config.train``'s lr / weight_decay are replaced by ``tuning.chosen``).
+    These three are :data:`ADDED_LATER`: a record written before them reads as symmetric,
+    null, null."""
     kind: str = "run"
     config: dict
     config_hash: str
@@ -174,6 +207,9 @@ class RunRecord(_Header):
     strong: str
     loss: str
     noise: float
+    noise_model: str = field(default="symmetric", metadata={"added_later": True})
+    noise_info: Optional[NoiseInfo] = field(default=None, metadata={"added_later": True})
+    tuning: Optional[Tuning] = field(default=None, metadata={"added_later": True})
     seed: int
     smoothing: float
     metrics: StudentMetrics
@@ -206,6 +242,30 @@ class ReferenceRecord(_Header):
     timings: ReferenceTimings
     arrays: str
     arrays_sha256: str
+
+
+@dataclass(kw_only=True)
+class TuningRecord(_Header):
+    """One tuning cell (:func:`experiments.tuning.execute_tuning`): the whole grid trained
+    on every tuning seed for one (task, weak model, noise, noise model, loss); the runs of
+    that cell train ``tuning.chosen`` on the evaluation seeds.  ``config``: kind, task,
+    weak, strong, pool, sizes, max_length, train, weak_train, loss, noise, noise_model,
+    tune {grid, select, tuning_seeds}; ``per_seed_scores[i][j]``: the selection score of grid
+    entry ``j`` on tuning seed ``i``; ``best_steps[i][j]``: its selected checkpoint step;
+    ``tuning.scores`` is the mean of ``per_seed_scores`` over seeds."""
+    kind: str = "tuning"
+    config: dict
+    config_hash: str
+    task: str
+    weak: str
+    strong: str
+    loss: str
+    noise: float
+    noise_model: str
+    tuning: Tuning
+    per_seed_scores: list[list[float]]
+    best_steps: list[list[int]]
+    timings: RunTimings
 
 
 @dataclass(kw_only=True)
@@ -354,17 +414,18 @@ class CudaBenchRecord(_Header):
 
 
 KINDS: dict[str, type] = {
-    "run": RunRecord, "reference": ReferenceRecord, "llm-run": LlmRunRecord,
+    "run": RunRecord, "reference": ReferenceRecord, "tuning": TuningRecord, "llm-run": LlmRunRecord,
     "check": CheckRecord, "check-summary": CheckSummaryRecord, "check-data": CheckDataRecord,
     "counterexample": CounterexampleRecord, "bench": BenchRecord, "bench-cuda": CudaBenchRecord,
     "compare": CompareRecord}
-Record = typing.Union[RunRecord, ReferenceRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
+Record = typing.Union[RunRecord, ReferenceRecord, TuningRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
                       CheckDataRecord, CounterexampleRecord, BenchRecord, CudaBenchRecord, CompareRecord]
 
 #: How to regenerate a refused (older or unknown-schema) record, per kind.
 _REGENERATE = {
     "run": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
     "reference": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
+    "tuning": "rerun the same `w2sg run --tune` (it moves the old record aside and recomputes it)",
     "llm-run": "delete it and rerun `w2sg run --llm ...`",
     "check": "rerun `w2sg check --out <root>`", "check-summary": "rerun `w2sg check --out <root>`",
     "check-data": "rerun `w2sg check --out <root>`",
@@ -563,6 +624,12 @@ def _kinds_of(classes):
     return [inv.get(c, c.__name__) for c in classes]
 
 
+#: Fields added to a kind after its schema version was fixed, as ``(class, field)``: a record
+#: written before them lacks them and reads as the field's default (``field(...,
+#: metadata={"added_later": True})``); every other field is required.
+ADDED_LATER = frozenset((cls, f.name) for cls in (RunRecord,) for f in dataclasses.fields(cls)
+                        if f.metadata.get("added_later"))
+
 _HINTS: dict[type, dict] = {}
 
 
@@ -584,6 +651,8 @@ def _build(cls, data, path, prefix):
     for f in dataclasses.fields(cls):
         name = prefix + f.name
         if f.name not in data:  # every field is written (null when empty): none may be missing
+            if (cls, f.name) in ADDED_LATER:  # older records predate it: its default
+                continue
             raise RecordError(path, name, "missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], path, name)
     return cls(**kwargs)
