@@ -73,7 +73,8 @@ def train_heads_batched(X, targets, loss, grid, steps: int, eval_every: int, bia
     G = len(grid)
     XT = Xt.transpose(1, 2).contiguous()  # (B, d, N)
     W_blocks = torch.as_tensor(np.asarray(targets, dtype=float), dtype=dt)  # (B, N)
-    W_rows = W_blocks[:, None, :].expand(B, G, N).reshape(-1)
+    # (B·G·N, 2) probability rows [1 − w, w], built once (as the losses build them from (n,) labels)
+    W_rows = torch.stack([1 - W_blocks, W_blocks], dim=-1)[:, None].expand(B, G, N, 2).reshape(-1, 2)
     lrs = [float(lr) for lr, _ in grid]
     coef = torch.tensor([float(wd) * 0.5 for _, wd in grid], dtype=dt).view(1, G)
     theta = torch.zeros(B, G, d, dtype=dt, requires_grad=True)
