@@ -135,7 +135,7 @@ class StudentMetrics:
 @dataclass
 class Tuning:
     """How a tuned run's training hyperparameters were chosen (``w2sg run --tune``;
-    :func:`experiments.tuning.tune_cell`).  ``grid``: the configurations tried, each
+    :func:`experiments.runner.execute_tuning`).  ``grid``: the configurations tried, each
     ``{"weight_decay", "lr"}``; ``chosen``: the one used (an entry of ``grid``);
     ``select``: ``"weak"`` (agreement with the noisy weak labels of the validation slice) or
     ``"oracle"`` (ground truth of the validation slice); ``tuning_seeds``: the seeds the
@@ -246,7 +246,7 @@ class ReferenceRecord(_Header):
 
 @dataclass(kw_only=True)
 class TuningRecord(_Header):
-    """One tuning cell (:func:`experiments.tuning.execute_tuning`): the whole grid trained
+    """One tuning cell (:func:`experiments.runner.execute_tuning`): the whole grid trained
     on every tuning seed for one (task, weak model, noise, noise model, loss); the runs of
     that cell train ``tuning.chosen`` on the evaluation seeds.  ``config``: kind, task,
     weak, strong, pool, sizes, max_length, train, weak_train, loss, noise, noise_model,
