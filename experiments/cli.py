@@ -319,6 +319,8 @@ def _run(args) -> int:
     sweep, opts = resolve_sweep(args)
     root = results_dir(opts["out"])
     if getattr(args, "llm", None):
+        if sweep["tune"] or sweep["normalize"] or sweep["noise_models"] != ["symmetric"]:
+            raise _usage("--tune, --normalize and --noise-model apply to the linear-head sweep, not --llm")
         return _run_llm(args, sweep, root)
     if not args.dry_run:  # folders proven writable before anything is expanded or loaded
         backend, address = _backend(args)
