@@ -435,7 +435,8 @@ def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool
         metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
         reference=base, reference_record=str(rel), ceiling_split=ref.ceiling_split,
         splits=ref.splits, train_info={**{k: v for k, v in info.items() if k != "train_s"},
-                                       "loss_kernel": _loss_kernel(config)},
+                                       "loss_kernel": _loss_kernel(config),
+                                       "lr": train.lr, "weight_decay": train.weight_decay},
         timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0))
     if write:
         write_record(run_path(config, results_root(root)), record)

@@ -193,7 +193,8 @@ class RunRecord(_Header):
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
     n_flipped (or finetune settings), loss_kernel (``c``, ``torch``, ``triton`` or null:
     which generated kernel computed an f-divergence loss; records written before it have
-    no such key).  ``noise_model``: ``symmetric`` (default), ``asymmetric`` or ``confident``
+    no such key), lr and weight_decay (the values trained with: ``tuning.chosen`` in a tuned
+    run; older records lack them).  ``noise_model``: ``symmetric`` (default), ``asymmetric`` or ``confident``
     (:func:`experiments.pipeline.noise_labels`); ``noise_info``: :class:`NoiseInfo`;
     ``tuning``: :class:`Tuning` for a tuned run, null otherwise (the config then has a
     ``tune`` key, and ``config.train``'s lr / weight_decay are replaced by ``tuning.chosen``).

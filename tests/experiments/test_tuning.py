@@ -211,6 +211,8 @@ def test_tuned_sweep_records_and_resume(tmp_path, needs_vader, fake_features):
         scores = np.mean(cell.per_seed_scores, axis=0)
         np.testing.assert_allclose(rec.tuning.scores, scores)
         assert rec.tuning.chosen == GRID[int(np.argmax(scores))]
+        assert (rec.train_info["lr"], rec.train_info["weight_decay"]) == \
+            (rec.tuning.chosen["lr"], rec.tuning.chosen["weight_decay"])
         assert rec.noise_model == "symmetric"
         assert rec.noise_info.flipped == rec.train_info["n_flipped"]
         assert cfg["tune"] == sweep["tune"]
