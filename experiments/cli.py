@@ -8,7 +8,11 @@ from .finetune import FINETUNE_DEFAULTS  # settings of --finetune / a [finetune]
 __all__ = ["register", "resolve_sweep", "device_arg", "short_summary"]
 
 _CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
-                "pool", "sizes", "max_length", "train", "weak_train", "finetune")
+                "pool", "sizes", "max_length", "train", "weak_train", "finetune", "tune", "normalize",
+                "noise_models")
+#: Keys of a ``[tune]`` table (``seeds``: number of tuning seeds; ``grid``: a list of
+#: ``{weight_decay, lr}`` tables, else the product of ``weight_decay`` × ``lr``).
+_TUNE_KEYS = ("weight_decay", "lr", "grid", "select", "seeds")
 
 
 def register(subparsers) -> None:
@@ -25,6 +29,24 @@ def register(subparsers) -> None:
                         f"in t, e.g. '-log(t)' (default: {' '.join(DEFAULT_LOSSES)})")
     p.add_argument("--noise", nargs="+", type=float, help="label-noise levels (default 0 0.1 0.2 0.3 0.4)")
     p.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick: 1)")
+    from .pipeline import NOISE_MODELS
+    p.add_argument("--noise-model", nargs="+", choices=NOISE_MODELS, dest="noise_models",
+                   help="label-noise models (one or more): symmetric (default; seeded random rows), "
+                        "asymmetric (only rows whose weak label favours class 1 flip, each with "
+                        "probability = noise), confident (the weak supervisor's most confident rows)")
+    p.add_argument("--tune", action="store_true",
+                   help="equal-budget tuning: every loss gets the same grid (L2 weight 0.25 1 4 16 × "
+                        "lr 0.003 0.01 0.03; a [tune] table of --config changes it), chosen per "
+                        "(task, weak, noise, noise model, loss) on tuning seeds 1000.. disjoint from "
+                        "the evaluation seeds")
+    p.add_argument("--select", choices=("weak", "oracle"),
+                   help="with --tune: score a configuration by agreement with the noisy weak labels "
+                        "of the validation slice (weak, default: no ground truth read) or by its "
+                        "ground truth (oracle: a labelled upper bound)")
+    p.add_argument("--tuning-seeds", type=int, help="with --tune: number of tuning seeds (default 2)")
+    p.add_argument("--normalize", choices=("curvature",),
+                   help="scale control: train on D_f / f''(1) (every smooth loss then has CE's local "
+                        "scale; tv has no f''(1) and is refused)")
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--preset", choices=("finetune",),
@@ -119,7 +141,7 @@ def resolve_sweep(args) -> tuple[dict, dict]:
     sweep = {k: (dict(v) if isinstance(v, dict) else (list(v) if isinstance(v, list) else v))
              for k, v in base.items()}
     for key in sweep:
-        if key in cfg and key != "finetune":
+        if key in cfg and key not in ("finetune", "tune"):
             if isinstance(sweep[key], dict):
                 if not isinstance(cfg[key], dict):
                     raise _usage(f"config key {key!r} must be a table")
@@ -129,11 +151,11 @@ def resolve_sweep(args) -> tuple[dict, dict]:
                 sweep[key].update(cfg[key])
             else:
                 sweep[key] = cfg[key]
-    for key in ("tasks", "weak", "losses", "noise", "seeds", "pool"):
+    for key in ("tasks", "weak", "losses", "noise", "seeds", "pool", "noise_models", "normalize"):
         value = getattr(args, key, None)
         if value is not None:
             sweep[key] = value
-    for key in ("tasks", "weak", "losses", "noise"):
+    for key in ("tasks", "weak", "losses", "noise", "noise_models"):
         if isinstance(sweep[key], (str, int, float)):
             sweep[key] = [sweep[key]]
     ft = cfg.get("finetune")
@@ -151,6 +173,7 @@ def resolve_sweep(args) -> tuple[dict, dict]:
         _validate_finetune(sweep["finetune"])
     elif getattr(args, "finetune_layers", None) is not None:
         raise _usage("--finetune-layers needs --finetune or --preset finetune")
+    sweep["tune"] = _resolve_tune(args, cfg.get("tune"), sweep)
     _validate(sweep)
     out = args.out if args.out is not None else cfg.get("out")
     if out is not None and not isinstance(out, str):
@@ -225,6 +248,57 @@ def _validate_recipe(ft: dict) -> None:
     if tune["noise"] is not None and (isinstance(tune["noise"], bool)
                                       or not isinstance(tune["noise"], (int, float))):
         raise _usage(f"[finetune.tune] noise must be a number or absent, got {tune['noise']!r}")
+def _number(x) -> bool:
+    import math
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _resolve_tune(args, table, sweep: dict) -> dict | None:
+    """The sweep's ``tune`` entry from ``--tune`` / ``--select`` / ``--tuning-seeds`` and a
+    ``[tune]`` table (a table turns tuning on); ``None`` for the fixed recipe."""
+    from .tuning import DEFAULT_LRS, DEFAULT_TUNING_SEEDS, DEFAULT_WEIGHT_DECAYS, SELECT_CHOICES, tune_spec
+    if table is not None and not isinstance(table, dict):
+        raise _usage("config key 'tune' must be a table ([tune])")
+    base = sweep.get("tune")
+    if not (getattr(args, "tune", False) or table is not None or base):
+        for flag, dest in (("--select", "select"), ("--tuning-seeds", "tuning_seeds")):
+            if getattr(args, dest, None) is not None:
+                raise _usage(f"{flag} needs --tune (or a [tune] table in --config)")
+        return None
+    table = table or {}
+    bad = sorted(set(table) - set(_TUNE_KEYS))
+    if bad:
+        raise _usage(f"unknown key(s) {bad} in [tune]; valid: {', '.join(_TUNE_KEYS)}")
+    if "grid" in table and ("weight_decay" in table or "lr" in table):
+        raise _usage("[tune] takes either grid or weight_decay/lr lists, not both")
+    if "grid" in table:
+        grid = table["grid"]
+        if not isinstance(grid, list) or not grid or not all(
+                isinstance(g, dict) and set(g) == {"weight_decay", "lr"} for g in grid):
+            raise _usage("[tune] grid must be a non-empty list of {weight_decay = …, lr = …} tables")
+    elif base and "weight_decay" not in table and "lr" not in table:
+        grid = base["grid"]
+    else:
+        wds, lrs = table.get("weight_decay", DEFAULT_WEIGHT_DECAYS), table.get("lr", DEFAULT_LRS)
+        wds, lrs = ([v] if _number(v) else v for v in (wds, lrs))
+        if not (isinstance(wds, (list, tuple)) and wds and isinstance(lrs, (list, tuple)) and lrs):
+            raise _usage("[tune] weight_decay and lr must be non-empty lists of numbers")
+        grid = [{"weight_decay": wd, "lr": lr} for wd in wds for lr in lrs]
+    for g in grid:
+        if not (_number(g["weight_decay"]) and g["weight_decay"] >= 0):
+            raise _usage(f"[tune] weight_decay values must be numbers ≥ 0, got {g['weight_decay']!r}")
+        if not (_number(g["lr"]) and 0 < g["lr"] < 1):
+            raise _usage(f"[tune] lr values must be numbers in (0, 1), got {g['lr']!r}")
+    select = getattr(args, "select", None) or table.get("select") or (base or {}).get("select", "weak")
+    if select not in SELECT_CHOICES:
+        raise _usage(f"[tune] select must be one of {', '.join(SELECT_CHOICES)}, got {select!r}")
+    n = getattr(args, "tuning_seeds", None)
+    n = n if n is not None else table.get("seeds", len(base["tuning_seeds"]) if base else DEFAULT_TUNING_SEEDS)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:
+        raise _usage(f"the number of tuning seeds must be an integer in [1, 100], got {n!r}")
+    if sweep.get("finetune"):
+        raise _usage("--tune tunes linear heads; it does not combine with --finetune")
+    return tune_spec(grid, select, n)
 
 
 def _validate_finetune(ft: dict) -> None:
@@ -255,11 +329,23 @@ def _validate(sweep: dict) -> None:
     if sweep["strong"] not in STRONG_MODELS:
         raise _usage(f"unknown strong model {sweep['strong']!r}; valid: {', '.join(STRONG_MODELS)}")
     from .losses import make_loss
+    if sweep.get("normalize") not in (None, "curvature"):
+        raise _usage(f"normalize must be curvature (or absent), got {sweep['normalize']!r}")
     for loss in sweep["losses"]:
         try:
-            make_loss(str(loss))
+            make_loss(str(loss), normalize=sweep.get("normalize"))
         except ValueError as exc:
             raise _usage(str(exc)) from None
+    from .pipeline import NOISE_MODELS
+    models = sweep.get("noise_models") or ["symmetric"]
+    for m in models:
+        if m not in NOISE_MODELS:
+            raise _usage(f"unknown noise model {m!r}; valid: {', '.join(NOISE_MODELS)}")
+    sweep["noise_models"] = list(dict.fromkeys(models))  # each once, in the order given
+    from .tuning import TUNING_SEED_BASE
+    if sweep.get("tune") and isinstance(sweep["seeds"], int) and sweep["seeds"] > TUNING_SEED_BASE:
+        raise _usage(f"with --tune the evaluation seeds (0..{sweep['seeds'] - 1}) must stay below the "
+                     f"tuning seeds ({TUNING_SEED_BASE}..)")
     for p in sweep["noise"]:
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 0.5:
             raise _usage(f"noise levels must be numbers in [0, 0.5], got {p!r}")
@@ -299,6 +385,8 @@ def _run(args) -> int:
     sweep, opts = resolve_sweep(args)
     root = results_dir(opts["out"])
     if getattr(args, "llm", None):
+        if sweep["tune"] or sweep["normalize"] or sweep["noise_models"] != ["symmetric"]:
+            raise _usage("--tune, --normalize and --noise-model apply to the linear-head sweep, not --llm")
         return _run_llm(args, sweep, root)
     if not args.dry_run:  # folders proven writable before anything is expanded or loaded
         backend, address = _backend(args)
@@ -306,8 +394,11 @@ def _run(args) -> int:
         _writable(data_cache() / "embeddings", "cache folder")
     refs, runs = expand(sweep)
     if args.dry_run:
-        emit({"sweep": sweep, "references": len(refs), "runs": len(runs), "root": str(root)},
-             args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
+        from .runner import expand_tuning
+        cells = len(expand_tuning(sweep))
+        emit({"sweep": sweep, "references": len(refs), "tuning_cells": cells, "runs": len(runs),
+              "root": str(root)}, args.json,
+             f"{len(refs)} reference runs + {cells} tuning cells + {len(runs)} W2S runs → {root}/runs/")
         return 0
     t0 = time.perf_counter()
     try:

@@ -51,7 +51,8 @@ from theory.loss_table import BASELINE_LOSSES, DEFAULT_LOSSES, FDIV_LOSSES, QUIC
 __all__ = ["fdiv_loss", "fdiv_kernel_for", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
            "prepare_weak", "check_smoothing", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
            "BASELINE_LOSSES", "FDIV_LOSSES", "DEFAULT_LOSSES", "QUICK_LOSSES",
-           "AUX_CONF_ALPHA_MAX", "AUX_CONF_WARMUP", "Loss"]
+           "AUX_CONF_ALPHA_MAX", "AUX_CONF_WARMUP", "Loss",
+           "NORMALIZE_CHOICES", "curvature_scale"]
 
 
 class _LazyModule:
@@ -605,54 +606,113 @@ def product_loss(strong_logits, weak_probs, alpha: float = 1.0, beta: float = 1.
 
 # ----------------------------------------------------------------------------- by name
 class Loss:
-    """A named training loss ``loss(logits, weak_probs, progress=0.0)``.
+    """A named training loss ``loss(logits, weak_probs, progress=0.0, reduction="mean")``.
 
     ``progress`` (fraction of training done) only matters for ``aux_conf``'s warm-up.
     ``smoothing`` is the loss's own (set by :func:`make_loss`); passing ``smoothing`` to a
-    call overrides it.  ``product`` ignores it (see :func:`product_loss`).
+    call overrides it.  ``product`` ignores it (see :func:`product_loss`).  ``scale``
+    multiplies the value (``1/f''(1)`` under ``normalize="curvature"``, else 1) and
+    ``normalize`` names the control (``None`` or ``"curvature"``).  ``rowwise``: each row's
+    value depends on that row only, so a batch of independent problems can be stacked into
+    one call with ``reduction="none"`` (false for ``aux_conf``, whose hardening reads the
+    whole batch).
     """
 
-    def __init__(self, name: str, fn: Callable, description: str = "", smoothing: float = 0.0):
+    def __init__(self, name: str, fn: Callable, description: str = "", smoothing: float = 0.0,
+                 scale: float = 1.0, normalize: str | None = None, rowwise: bool = True):
         self.name = name
         self._fn = fn
         self.description = description
         self.smoothing = smoothing
+        self.scale = float(scale)
+        self.normalize = normalize
+        self.rowwise = rowwise
 
-    def __call__(self, logits, weak_probs, progress: float = 0.0, smoothing: float | None = None):
-        return self._fn(logits, weak_probs, progress, self.smoothing if smoothing is None else smoothing)
+    def __call__(self, logits, weak_probs, progress: float = 0.0, smoothing: float | None = None,
+                 reduction: str = "mean"):
+        value = self._fn(logits, weak_probs, progress, self.smoothing if smoothing is None else smoothing,
+                         reduction)
+        return value if self.scale == 1.0 else value * self.scale
 
     def __repr__(self) -> str:
-        return f"Loss({self.name!r}, smoothing={self.smoothing:g})"
+        extra = f", normalize={self.normalize!r}" if self.normalize else ""
+        return f"Loss({self.name!r}, smoothing={self.smoothing:g}{extra})"
 
 
-def make_loss(name: str, smoothing: float = 0.0) -> Loss:
+#: Scale controls of :func:`make_loss` (``normalize=``).
+NORMALIZE_CHOICES: tuple[str, ...] = ("curvature",)
+
+
+def curvature_scale(name: str) -> float:
+    """``1/f''(1)`` of the loss ``name`` (``f''(1)`` derived symbolically,
+    :func:`theory.derived.f2_at_1`); 1 for ``ce``, ``aux_conf`` and ``product`` (CE-like:
+    their local χ² constant is that of KL, ``f''(1) = 1``).
+
+    Raises:
+        ValueError: (one line) a generator with no finite positive ``f''(1)`` (``tv``:
+            not differentiable at 1), or an unknown loss.
+    """
+    key = name.strip()
+    if key in ("ce", "aux_conf", "product"):
+        return 1.0
+    from theory import GeneratorError, get_generator
+    from theory.derived import f2_at_1, to_float
+    try:
+        gen = get_generator(key)
+    except GeneratorError as exc:
+        raise ValueError(f"unknown loss {name!r}: {exc}") from None
+    value = f2_at_1(gen)
+    x = to_float(value) if value is not None else None
+    if x is None or not math.isfinite(x) or x <= 0:
+        raise ValueError(f"normalize='curvature' needs a finite positive f''(1), and loss {gen.name!r} "
+                         f"has none (f = {gen.text} is not twice differentiable at 1); "
+                         "drop it or use normalize=None")
+    return 1.0 / x
+
+
+def make_loss(name: str, smoothing: float = 0.0, normalize: str | None = None) -> Loss:
     """The loss called ``name``: ``ce``, ``aux_conf``, ``product`` or any generator spec
     accepted by :func:`theory.get_generator` (name, ``alpha:a`` or an expression in ``t``),
     with weak-label ``smoothing`` (default 0: exact).
 
+    ``normalize="curvature"`` returns ``D_f / f''(1)`` (:func:`curvature_scale`): every smooth
+    ``D_f`` is then ``χ²/2`` to second order (C2), like CE and KL, so losses are compared at
+    the same local scale; ``ce``, ``kl``, ``aux_conf`` and ``product`` are unchanged.
+    ``None`` (default): the loss as defined.
+
     Raises:
-        ValueError: unknown loss (message lists the valid names) or bad ``smoothing``.
+        ValueError: unknown loss (message lists the valid names), bad ``smoothing``, an
+            unknown ``normalize``, or ``normalize="curvature"`` for a loss without ``f''(1)``.
     """
     if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 0.5):
         raise ValueError(f"smoothing must be a number in [0, 1/k) (k ≥ 2), got {smoothing!r}")
+    if normalize is not None and normalize not in NORMALIZE_CHOICES:
+        raise ValueError(f"normalize must be None or one of {', '.join(NORMALIZE_CHOICES)}, got {normalize!r}")
     key = name.strip()
     if key == "ce":
-        return Loss("ce", lambda z, w, p, eps: ce_loss(z, w, eps), "soft-label cross-entropy CE(W,S)",
+        loss = Loss("ce", lambda z, w, p, eps, r: ce_loss(z, w, eps, r), "soft-label cross-entropy CE(W,S)",
                     smoothing)
-    if key == "aux_conf":
-        return Loss("aux_conf", lambda z, w, p, eps: aux_conf_loss(z, w, aux_conf_alpha(p), eps),
+    elif key == "aux_conf":
+        loss = Loss("aux_conf", lambda z, w, p, eps, r: aux_conf_loss(z, w, aux_conf_alpha(p), eps, r),
                     f"Burns et al. auxiliary confidence loss (class-balance hardening; α warm-up "
-                    f"to {AUX_CONF_ALPHA_MAX} over {AUX_CONF_WARMUP:.0%})", smoothing)
-    if key == "product":
-        return Loss("product", lambda z, w, p, eps: product_loss(z, w),
+                    f"to {AUX_CONF_ALPHA_MAX} over {AUX_CONF_WARMUP:.0%})", smoothing, rowwise=False)
+    elif key == "product":
+        loss = Loss("product", lambda z, w, p, eps, r: product_loss(z, w, reduction=r),
                     "Burns et al. product loss CE(W·S/Σ, S) (no smoothing)", smoothing)
-    from theory import GeneratorError, get_generator
-    try:
-        gen = get_generator(key)
-    except GeneratorError as exc:
-        raise ValueError(f"unknown loss {name!r}: valid names are {', '.join(LOSS_NAMES)}, "
-                         f"alpha:a, or a convex generator f(t) ({exc})") from None
-    spec = gen.name
-    _compiled(spec)
-    return Loss(spec, lambda z, w, p, eps: fdiv_loss(z, w, spec, eps), f"D_f(S‖W), f = {gen.text}",
-                smoothing)
+    else:
+        from theory import GeneratorError, get_generator
+        try:
+            gen = get_generator(key)
+        except GeneratorError as exc:
+            raise ValueError(f"unknown loss {name!r}: valid names are {', '.join(LOSS_NAMES)}, "
+                             f"alpha:a, or a convex generator f(t) ({exc})") from None
+        spec = gen.name
+        _compiled(spec)
+        loss = Loss(spec, lambda z, w, p, eps, r: fdiv_loss(z, w, spec, eps, reduction=r),
+                    f"D_f(S‖W), f = {gen.text}", smoothing)
+    if normalize == "curvature":
+        loss.scale = curvature_scale(loss.name)
+        loss.normalize = normalize
+        if loss.scale != 1.0:
+            loss.description += f" / f''(1) (× {loss.scale:g})"
+    return loss

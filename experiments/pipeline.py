@@ -2,8 +2,10 @@
 
 1. Weak supervisor: a logistic head on the *weak* features, trained on ground truth of the
    ``weak_gt`` split (few labels, so the weak–ceiling gap is real).
-2. Weak labels: its soft predictions ``P(y=1)`` on the ``student`` split; a seeded fraction
-   ``noise`` of them is flipped ``p → 1 − p``.
+2. Weak labels: its soft predictions ``P(y=1)`` on the ``student`` split; a fraction
+   ``noise`` of them is flipped ``p → 1 − p`` under a noise model (:func:`noise_labels`:
+   ``symmetric`` seeded rows, ``asymmetric`` class-1 rows only, ``confident`` the weak
+   supervisor's most confident rows).
 3. Student (W2S): a head on the frozen *strong* features ``h_s`` trained on the weak labels
    with the chosen loss; the checkpoint is selected on the student split's validation slice
    (agreement with its weak labels), never on the test split.
@@ -23,9 +25,9 @@ import numpy as np
 from w2sg.pgr import pgr  # the one implementation (re-exported here)
 from .data.tasks import split_student
 
-__all__ = ["TrainConfig", "PIPELINE_SMOOTHING", "flip_labels", "split_student", "design", "train_head", "predict",
+__all__ = ["TrainConfig", "PIPELINE_SMOOTHING", "NOISE_MODELS", "flip_labels", "noise_labels", "split_student", "design", "train_head", "predict",
            "metrics", "accuracy", "auroc", "ece", "pgr", "weak_supervisor", "reference_outputs",
-           "train_student"]
+           "student_problem", "train_student"]
 
 
 #: Weak-label smoothing of the pipeline's losses (``w ← (w + ε)/(1 + kε)``, see
@@ -42,7 +44,8 @@ PIPELINE_SMOOTHING = 1e-6
 class TrainConfig:
     """Head training: full-batch Adam, ``steps`` steps, L2 ``weight_decay``, evaluated on the
     validation slice every ``eval_every`` steps (best checkpoint kept); the losses are built
-    with weak-label ``smoothing`` (default :data:`PIPELINE_SMOOTHING`)."""
+    with weak-label ``smoothing`` (default :data:`PIPELINE_SMOOTHING`) and scale control
+    ``normalize`` (``None`` or ``"curvature"``: :func:`experiments.losses.make_loss`)."""
 
     steps: int = 200
     lr: float = 1e-2
@@ -50,11 +53,15 @@ class TrainConfig:
     eval_every: int = 20
     dtype: str = "float32"
     smoothing: float = PIPELINE_SMOOTHING
-
+    normalize: str | None = None
 
     def as_config(self) -> dict:
-        """The fields as a JSON-able dict (what sweep configs and records hold)."""
-        return dataclasses.asdict(self)
+        """The fields as a JSON-able dict (what sweep configs and records hold);
+        ``normalize`` only when set, so configs without it hash as before it existed."""
+        d = dataclasses.asdict(self)
+        if d["normalize"] is None:
+            del d["normalize"]
+        return d
 
 
 #: The student and ceiling heads: the defaults above (the one source of training defaults).
@@ -112,6 +119,49 @@ def flip_labels(w: np.ndarray, noise: float, seed: int) -> tuple[np.ndarray, np.
     mask[idx] = True
     w[mask] = 1 - w[mask]
     return w, mask
+
+
+#: Label-noise models of :func:`noise_labels` (``symmetric``: :func:`flip_labels`).
+NOISE_MODELS: tuple[str, ...] = ("symmetric", "asymmetric", "confident")
+
+
+def noise_labels(w: np.ndarray, noise: float, seed: int, model: str = "symmetric"):
+    """Weak labels ``w`` (P(class 1)) with label noise ``noise`` under ``model``; returns
+    ``(labels, mask, info)`` with the flipped rows ``p → 1 − p`` in ``mask`` and ``info`` =
+    ``{"flipped": n, "flipped_by_class": [from class 0, from class 1]}`` (class of the weak
+    label before flipping: ``p > 0.5`` is class 1; for pair tasks that is the sign of the logit).
+
+    * ``symmetric``: :func:`flip_labels` (``round(noise·n)`` rows chosen by ``seed``).
+    * ``asymmetric`` (class-conditional): each row whose weak label favours class 1 flips
+      independently with probability ``noise`` (draws seeded by ``seed``); class 0 never.
+    * ``confident`` (instance-dependent): the ``round(noise·n)`` rows with the largest
+      ``|p − ½|`` (the weak supervisor's most confident) flip; ties go to the lower index.
+      ``seed`` is unused: the rows are a function of ``w``.
+
+    The rows depend only on ``(w, noise, seed, model)``, so every loss of a seed sees the same.
+    """
+    if model not in NOISE_MODELS:
+        raise ValueError(f"noise model must be one of {', '.join(NOISE_MODELS)}, got {model!r}")
+    if not 0 <= noise <= 1:
+        raise ValueError(f"noise must be in [0, 1], got {noise}")
+    w = np.asarray(w, dtype=float)
+    cls1 = w > 0.5
+    if model == "symmetric":
+        labels, mask = flip_labels(w, noise, seed)
+    else:
+        n = len(w)
+        if model == "asymmetric":
+            u = np.random.default_rng([seed, 7919, 1]).random(n)
+            mask = cls1 & (u < noise)
+        else:
+            order = np.argsort(-np.abs(w - 0.5), kind="stable")
+            mask = np.zeros(n, dtype=bool)
+            mask[order[:int(round(noise * n))]] = True
+        labels = w.copy()
+        labels[mask] = 1 - labels[mask]
+    info = {"flipped": int(mask.sum()),
+            "flipped_by_class": [int((mask & ~cls1).sum()), int((mask & cls1).sum())]}
+    return labels, mask, info
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
@@ -245,11 +295,32 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
     return {"weak_student": weak["student"], "weak_test": weak["test"]}, part
 
 
+def student_problem(task, strong_feats, weak_student: np.ndarray, noise: float, seed: int,
+                    noise_model: str = "symmetric") -> dict:
+    """The student split of one (task, seed) as the head sees it: ``labels`` (the weak labels
+    with noise, :func:`noise_labels`), ``flipped`` (mask), ``noise_info``, the train / validation
+    index arrays ``tr`` / ``va`` (:func:`split_student`) and, when ``strong_feats`` is given,
+    the standardized design rows ``Xs`` (student split) and ``Xt`` (test split).  No ground
+    truth is read here."""
+    it_s, _ = task.splits["student"]
+    labels, flipped, info = noise_labels(weak_student, noise, seed, noise_model)
+    tr, va = split_student(len(it_s), task.info["val_frac"])
+    out = {"labels": labels, "flipped": flipped, "noise_info": info, "tr": tr, "va": va}
+    if strong_feats is not None:
+        S = standardize(strong_feats)
+        out["Xs"] = design(S, it_s, task.kind)
+        out["Xt"] = design(S, task.splits["test"][0], task.kind)
+    return out
+
+
 def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.ndarray,
                   loss_name: str, noise: float, seed: int, cfg: TrainConfig = TrainConfig(),
-                  finetune: dict | None = None, log=None):
-    """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics.
+                  finetune: dict | None = None, log=None, noise_model: str = "symmetric"):
+    """Train the W2S student with ``loss_name`` (scale control ``cfg.normalize``) on weak
+    labels with noise ``noise`` under ``noise_model`` (:func:`noise_labels`); test metrics.
 
+    Returns ``(metrics, info)``; ``info`` holds the training info, ``train_s``,
+    ``n_flipped`` and ``noise_info`` (:func:`noise_labels`).
     With ``finetune`` the strong encoder (or its top layers) is trained
     (:func:`experiments.finetune.finetune_predict`, with ``finetune["lr"]`` — the tuned one
     for a tuned run, set by the runner; ``strong_feats`` is then unused) and the
@@ -257,11 +328,12 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
     (they would cost a pass over the train split).
     """
     from .losses import make_loss
-    loss = make_loss(loss_name, smoothing=cfg.smoothing)
-    it_s, y_s = task.splits["student"]
-    it_t, y_t = task.splits["test"]
-    labels, flipped = flip_labels(weak_student, noise, seed)
-    tr, va = split_student(len(y_s), task.info["val_frac"])
+    loss = make_loss(loss_name, smoothing=cfg.smoothing, normalize=cfg.normalize)
+    _, y_s = task.splits["student"]
+    _, y_t = task.splits["test"]
+    prob = student_problem(task, None if finetune is not None else strong_feats, weak_student,
+                           noise, seed, noise_model)
+    labels, flipped, tr, va = prob["labels"], prob["flipped"], prob["tr"], prob["va"]
     t0 = time.perf_counter()
     if finetune is not None:  # whole encoder trained instead of the frozen-feature head
         from .finetune import finetune_predict, train_settings
@@ -271,9 +343,7 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
                                    log=log)
         p_tr = None
     else:
-        S = standardize(strong_feats)
-        Xs = design(S, it_s, task.kind)
-        Xt = design(S, it_t, task.kind)
+        Xs, Xt = prob["Xs"], prob["Xt"]
         theta, b, info = train_head(Xs[tr], labels[tr], loss, cfg, bias=task.kind == "cls",
                                     val=(Xs[va], labels[va]), seed=seed)
         p = predict(Xt, theta, b)
@@ -288,4 +358,5 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
         m["acc_on_flipped_train"] = (float(np.mean((p_tr[flipped[tr]] > 0.5) == (y_s[tr][flipped[tr]] == 1)))
                                      if flipped[tr].any() else None)
     m["noisy_label_acc_train"] = accuracy(labels[tr], y_s[tr])
-    return m, {**info, "train_s": t1 - t0, "n_flipped": int(flipped.sum())}
+    return m, {**info, "train_s": t1 - t0, "n_flipped": int(flipped.sum()),
+               "noise_info": prob["noise_info"]}

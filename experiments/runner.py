@@ -8,11 +8,19 @@ dispatch the same functions.  Records go to::
     <results root>/runs/reference/<task>/<weak>/seed<S>-<hash>.json   weak supervisor + ceiling
     <results root>/runs/reference/<task>/<weak>/seed<S>-<hash>.npz    its weak soft labels
     <results root>/runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   one W2S run
+    <results root>/runs/tuning/<task>/<weak>/<loss>/noise<P>-<model>-<hash>.json   one tuning cell
 
 Records are the typed dataclasses of :mod:`w2sg.records` (``RunRecord``,
 ``ReferenceRecord``; field lists there), written atomically as strict JSON.  Run config
 keys: kind, task, weak, strong, seed, pool, sizes, max_length, train, weak_train, loss,
-noise (and finetune when used).
+noise (and, only when used, so that older configs hash as before: finetune; noise_model
+when not ``symmetric``; tune {grid, select, tuning_seeds}; train.normalize).
+
+Tuning (``sweep["tune"]``, :mod:`experiments.tuning`): the references of the tuning seeds
+are computed with the others, then one *tuning job* per (task, weak, loss, noise, noise
+model) trains the whole grid on all tuning seeds as one batched model and writes a
+``tuning`` record (:func:`execute_tuning`); each tuned run reads its cell's record and
+trains ``tuning.chosen`` on its evaluation seed.  Phases: references, tuning cells, runs.
 
 Resume (:func:`run_sweep`): a run whose record exists is skipped only after it is
 validated (:func:`check_run_record`: parses, current schema, ``config_hash`` equal to the
@@ -39,16 +47,17 @@ from typing import Any
 import numpy as np
 
 from w2sg.paths import slug
-from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
-                          RunRecord, RunTimings, Tuning, WeakMetrics, clean_temp_files, config_hash,
-                          finite_or_none, move_aside, read_regular, results_root,
-                          student_metrics, temp_path, write_record)
+from w2sg.records import (Baselines, CeilingMetrics, NoiseInfo, RecordError, ReferenceRecord,
+                          ReferenceTimings, RunRecord, RunTimings, Tuning, TuningRecord, WeakMetrics,
+                          clean_temp_files, config_hash, finite_or_none, move_aside, read_record,
+                          read_regular, results_root, student_metrics, temp_path, write_record)
 from w2sg.results import read
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
 
-__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "expand", "reference_config",
+__all__ = ["DEFAULT_SWEEP", "QUICK_SWEEP", "FINETUNE_SWEEP", "PRESETS", "expand", "expand_tuning", "reference_config",
+           "tuning_config", "tuning_path", "execute_tuning", "check_tuning_record",
            "run_path", "reference_path", "execute_run", "execute_reference", "run_sweep", "init_worker", "run_job", "slug",
            "prepare_features", "summarize", "format_summary", "check_run_record",
            "check_reference_record", "baselines_from", "resume_todo"]
@@ -66,6 +75,10 @@ DEFAULT_SWEEP: dict[str, Any] = {
     # train.smoothing: the losses' weak-label smoothing, explicit (pipeline.PIPELINE_SMOOTHING)
     "train": STUDENT_TRAIN.as_config(),
     "weak_train": WEAK_TRAIN.as_config(),
+    # tune: None (fixed recipe) or experiments.tuning.tune_spec(...) = {grid, select, tuning_seeds}
+    "tune": None,
+    "normalize": None,       # None or "curvature" (experiments.losses.make_loss)
+    "noise_models": ["symmetric"],  # experiments.pipeline.NOISE_MODELS
 }
 #: The quick sweep (< 3 minutes from a cold embedding cache): one task, one weak model.
 QUICK_SWEEP: dict[str, Any] = {
@@ -109,28 +122,86 @@ PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 MAX_ARRAYS_BYTES = 1 << 30
 
 
-def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    """Reference configs (one per task, weak model, seed) and run configs (× loss × noise)."""
-    refs, runs = [], []
+def _base_configs(sweep: dict[str, Any], seeds) -> list[dict]:
+    """The shared keys of every (task, weak model, seed) in ``seeds``."""
+    out = []
     for task in sweep["tasks"]:
         for weak in sweep["weak"]:
-            for seed in range(int(sweep["seeds"])):
+            for seed in seeds:
+                train = dict(sweep["train"])
+                if sweep.get("normalize"):  # only present when used: older hashes unchanged
+                    train["normalize"] = sweep["normalize"]
                 base = {"task": task, "weak": weak, "strong": sweep["strong"], "seed": seed,
                         "pool": sweep["pool"], "sizes": dict(sweep["sizes"]),
-                        "max_length": sweep["max_length"], "train": dict(sweep["train"]),
+                        "max_length": sweep["max_length"], "train": train,
                         "weak_train": dict(sweep["weak_train"])}
                 if sweep.get("finetune"):  # only present when used: frozen-head hashes unchanged
                     base["finetune"] = dict(sweep["finetune"])
-                refs.append({"kind": "reference", **base})
-                for loss in sweep["losses"]:
-                    for noise in sweep["noise"]:
-                        runs.append({"kind": "run", **base, "loss": loss, "noise": float(noise)})
+                out.append(base)
+    return out
+
+
+def _cells(sweep: dict[str, Any]):
+    """``(loss, noise, noise model)`` of every cell, in sweep order."""
+    for loss in sweep["losses"]:
+        for noise in sweep["noise"]:
+            for model in sweep.get("noise_models") or ["symmetric"]:
+                yield loss, float(noise), model
+
+
+def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """Reference configs (one per task, weak model, seed — the tuning seeds' included when the
+    sweep is tuned) and run configs (evaluation seeds × loss × noise × noise model)."""
+    tune = sweep.get("tune")
+    refs, runs = [], []
+    for base in _base_configs(sweep, range(int(sweep["seeds"]))):
+        refs.append(reference_config({"kind": "reference", **base}))
+        for loss, noise, model in _cells(sweep):
+            run = {"kind": "run", **base, "loss": loss, "noise": noise}
+            if model != "symmetric":  # symmetric runs hash as before noise models existed
+                run["noise_model"] = model
+            if tune:
+                run["tune"] = copy.deepcopy(tune)
+            runs.append(run)
+    if tune:
+        refs += [reference_config({"kind": "reference", **base})
+                 for base in _base_configs(sweep, tune["tuning_seeds"])]
     return refs, runs
 
 
+def expand_tuning(sweep: dict[str, Any]) -> list[dict]:
+    """The tuning-cell configs of a tuned sweep (none for a fixed recipe): one per (task,
+    weak, loss, noise, noise model) — :func:`tuning_config` of its runs."""
+    _, runs = expand(sweep)
+    seen, out = set(), []
+    for run in runs if sweep.get("tune") else []:
+        cfg = tuning_config(run)
+        h = config_hash(cfg)
+        if h not in seen:
+            seen.add(h)
+            out.append(cfg)
+    return out
+
+
+_RUN_ONLY = ("loss", "noise", "noise_model", "tune")
+
+
 def reference_config(run_config: dict) -> dict:
-    cfg = {k: copy.deepcopy(v) for k, v in run_config.items() if k not in ("loss", "noise")}
+    """The reference config of a run (or tuning) config: its (task, weak, seed) keys, without
+    the run's loss, noise, noise model, tuning spec and ``train.normalize`` (the ceiling is CE)."""
+    cfg = {k: copy.deepcopy(v) for k, v in run_config.items() if k not in _RUN_ONLY}
     cfg["kind"] = "reference"
+    if isinstance(cfg.get("train"), dict):
+        cfg["train"] = {k: v for k, v in cfg["train"].items() if k != "normalize"}
+    return cfg
+
+
+def tuning_config(run_config: dict) -> dict:
+    """The tuning-cell config of a tuned run config: the run's keys without ``seed``, with
+    an explicit ``noise_model``, kind ``tuning``."""
+    cfg = {k: copy.deepcopy(v) for k, v in run_config.items() if k != "seed"}
+    cfg["kind"] = "tuning"
+    cfg["noise_model"] = run_config.get("noise_model", "symmetric")
     return cfg
 
 
@@ -140,9 +211,17 @@ def reference_path(config: dict, root: Path) -> Path:
             / f"seed{cfg['seed']}-{config_hash(cfg)}.json")
 
 
+def tuning_path(config: dict, root: Path) -> Path:
+    cfg = tuning_config(config) if config.get("kind") != "tuning" else config
+    return (Path(root) / "runs" / "tuning" / slug(cfg["task"]) / cfg["weak"] / slug(cfg["loss"])
+            / f"noise{cfg['noise']:g}-{cfg['noise_model']}-{config_hash(cfg)}.json")
+
+
 def run_path(config: dict, root: Path) -> Path:
+    model = config.get("noise_model", "symmetric")
+    tag = "" if model == "symmetric" else f"-{model}"
     return (Path(root) / "runs" / slug(config["task"]) / config["weak"] / slug(config["loss"])
-            / f"noise{config['noise']:g}-seed{config['seed']}-{config_hash(config)}.json")
+            / f"noise{config['noise']:g}{tag}-seed{config['seed']}-{config_hash(config)}.json")
 
 
 def _task(config: dict):
@@ -294,36 +373,113 @@ def _load_reference(config: dict, root) -> tuple[ReferenceRecord, dict]:
     return ref, arrays
 
 
-def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> RunRecord:
-    """One W2S run: load (or compute) its reference, train the student, return the record."""
+def _student_inputs(config: dict, root):
+    """``(reference record, arrays, task, strong features)`` of one (task, weak, seed) config."""
     from .embed import features
-    from w2sg.pgr import pgr
-    from .pipeline import train_student
-    t0 = time.perf_counter()
     ref, arrays = _load_reference(config, root)
     task = _task(config)
     S = None if config.get("finetune") else features(task, config["strong"], config["max_length"])
-    ft, tuning = config.get("finetune"), None
-    if ft and ft.get("tune"):  # the lr chosen on the tuning seeds (computed once per cell)
+    return ref, arrays, task, S
+
+
+def execute_tuning(config: dict, root: str | os.PathLike | None = None,
+                   write: bool = True) -> TuningRecord:
+    """One tuning cell: the grid of ``config["tune"]`` trained as one batched model on every
+    tuning seed (each a full replicate: its reference is loaded or computed), scored by
+    ``tune.select`` (:func:`experiments.tuning.score_grid`).  Under ``select="weak"`` the
+    student split's ground truth is not read."""
+    from .losses import make_loss
+    from .pipeline import student_problem
+    from .tuning import score_grid
+    t0 = time.perf_counter()
+    cfg = tuning_config(config) if config.get("kind") != "tuning" else config
+    spec, train = cfg["tune"], _train_cfg(cfg["train"])
+    problems = []
+    for seed in spec["tuning_seeds"]:
+        _, arrays, task, S = _student_inputs({**cfg, "seed": seed}, root)
+        prob = student_problem(task, S, arrays["weak_student"], cfg["noise"], seed, cfg["noise_model"])
+        tr, va = prob["tr"], prob["va"]
+        p = {"X_tr": prob["Xs"][tr], "w_tr": prob["labels"][tr], "X_va": prob["Xs"][va],
+             "w_va": prob["labels"][va]}
+        if spec["select"] == "oracle":  # ground truth read here only
+            p["y_va"] = task.splits["student"][1][va]
+        problems.append(p)
+    t1 = time.perf_counter()
+    loss = make_loss(cfg["loss"], smoothing=train.smoothing, normalize=train.normalize)
+    out = score_grid(problems, loss, spec["grid"], train, task.kind == "cls", spec["select"])
+    t2 = time.perf_counter()
+    record = TuningRecord(
+        config=cfg, config_hash=config_hash(cfg), task=cfg["task"], weak=cfg["weak"],
+        strong=cfg["strong"], loss=cfg["loss"], noise=cfg["noise"], noise_model=cfg["noise_model"],
+        tuning=Tuning(grid=[dict(g) for g in spec["grid"]], chosen=dict(spec["grid"][out["chosen_index"]]),
+                      select=spec["select"], tuning_seeds=list(spec["tuning_seeds"]), scores=out["scores"]),
+        per_seed_scores=out["per_seed_scores"], best_steps=out["best_steps"],
+        timings=RunTimings(train_s=t2 - t1, total_s=time.perf_counter() - t0))
+    if write:
+        write_record(tuning_path(cfg, results_root(root)), record)
+    return record
+
+
+def check_tuning_record(config: dict, root) -> TuningRecord:
+    """The valid tuning record of ``config`` (a tuning or tuned-run config): parses and its
+    ``config_hash`` is the cell's; raises :class:`w2sg.records.RecordError` otherwise."""
+    cfg = tuning_config(config) if config.get("kind") != "tuning" else config
+    top = results_root(root)
+    path = tuning_path(cfg, top)
+    rec = read_record(path, TuningRecord, root=top)
+    if rec.config_hash != config_hash(cfg):
+        raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
+                          f"{config_hash(cfg)}")
+    return rec
+
+
+def _tuning_of(config: dict, root) -> Tuning | None:
+    """The tuning of a tuned run (its cell's record, computed when missing); None untuned."""
+    if not config.get("tune"):
+        return None
+    try:
+        return check_tuning_record(config, root).tuning
+    except RecordError:  # missing or invalid (run_sweep has moved invalid ones aside)
+        execute_tuning(config, root)
+        return check_tuning_record(config, root).tuning
+
+
+def execute_run(config: dict, root: str | os.PathLike | None = None, write: bool = True) -> RunRecord:
+    """One W2S run: load (or compute) its reference (and, tuned, its tuning cell), train the
+    student, return the record."""
+    import dataclasses
+    from w2sg.pgr import pgr
+    from .pipeline import train_student
+    t0 = time.perf_counter()
+    tuning = _tuning_of(config, root)
+    ref, arrays, task, S = _student_inputs(config, root)
+    train = _train_cfg(config["train"])
+    if tuning is not None:  # the cell's chosen configuration replaces lr / weight_decay
+        train = dataclasses.replace(train, lr=tuning.chosen["lr"], weight_decay=tuning.chosen["weight_decay"])
+    ft = config.get("finetune")
+    if ft and ft.get("tune"):  # fine-tuned: the lr chosen on the tuning seeds (once per cell)
         from .finetune_tune import tuned
-        tuning = tuned(config, results_root(root), log=_finetune_log())
-        ft = {**ft, "lr": tuning["chosen"]["lr"]}
+        tuning = Tuning(**tuned(config, results_root(root), log=_finetune_log()))
+        ft = {**ft, "lr": tuning.chosen["lr"]}
+    model = config.get("noise_model", "symmetric")
     m, info = train_student(task, S, arrays["weak_student"], arrays["weak_test"], config["loss"],
-                            config["noise"], config["seed"], _train_cfg(config["train"]),
-                            finetune=ft, log=_finetune_log())
+                            config["noise"], config["seed"], train, finetune=ft,
+                            log=_finetune_log(), noise_model=model)
     base = ref.baselines
     rel = reference_path(config, Path("."))
+    noise_info = info.pop("noise_info")
     record = RunRecord(
         config=config, config_hash=config_hash(config), task=config["task"],
         weak=config["weak"], strong=config["strong"], loss=config["loss"],
-        noise=config["noise"], seed=config["seed"],
-        smoothing=_train_cfg(config["train"]).smoothing,  # weak-label smoothing of the loss
+        noise=config["noise"], noise_model=model, seed=config["seed"],
+        noise_info=NoiseInfo(**noise_info), tuning=tuning,
+        smoothing=train.smoothing,  # weak-label smoothing of the loss
         metrics=student_metrics(m, pgr(m["acc"], base.weak.acc, base.ceiling.acc)),
         reference=base, reference_record=str(rel), ceiling_split=ref.ceiling_split,
         splits=ref.splits, train_info={**{k: v for k, v in info.items() if k != "train_s"},
-                                       "loss_kernel": _loss_kernel(config)},
-        timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0),
-        tuning=None if tuning is None else Tuning(**tuning))
+                                       "loss_kernel": _loss_kernel(config),
+                                       "lr": train.lr, "weight_decay": train.weight_decay},
+        timings=RunTimings(train_s=info["train_s"], total_s=time.perf_counter() - t0))
     if write:
         write_record(run_path(config, results_root(root)), record)
     return record
@@ -358,10 +514,11 @@ def init_worker() -> None:
 
 
 def run_job(job: tuple) -> str:
-    """Run one job ``(kind, config, root)`` — ``kind`` is ``reference`` or ``run`` — and
-    write its record; the public job API that every backend calls.  Returns ``kind``."""
+    """Run one job ``(kind, config, root)`` — ``kind`` is ``reference``, ``tuning`` or
+    ``run`` — and write its record; the public job API that every backend calls.  Returns
+    ``kind``."""
     kind, config, root = job
-    fn = execute_reference if kind == "reference" else execute_run
+    fn = {"reference": execute_reference, "tuning": execute_tuning}.get(kind, execute_run)
     fn(config, root)
     return kind
 
@@ -395,8 +552,9 @@ def _pending(configs, root, path_of, check, files_of) -> list[dict]:
     return todo
 
 
-def resume_todo(refs: list[dict], runs: list[dict], root):
-    """``(references to compute, runs to compute)``: those without a valid record.
+def resume_todo(refs: list[dict], runs: list[dict], root, tunings: list[dict] = ()):
+    """``(references to compute, runs to compute[, tuning cells to compute])``: those
+    without a valid record (the third only when ``tunings`` is given).
 
     Existing records are validated (:func:`check_reference_record`,
     :func:`check_run_record`); an invalid one (and a reference's ``.npz``) is moved aside
@@ -407,12 +565,16 @@ def resume_todo(refs: list[dict], runs: list[dict], root):
     todo_refs = _pending(refs, root, reference_path, check_reference_record,
                          lambda path: [path, path.with_suffix(".npz")])
     todo_runs = _pending(runs, root, run_path, check_run_record, lambda path: [path])
+    if tunings:
+        return todo_refs, todo_runs, _pending(tunings, root, tuning_path, check_tuning_record,
+                                              lambda path: [path])
     return todo_refs, todo_runs
 
 
 def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
               backend: str | None = None, address: str | None = None) -> dict:
-    """Run a sweep: embeddings first (once), then references, then runs, skipping finished ones.
+    """Run a sweep: embeddings first (once), then references, then tuning cells (a tuned
+    sweep), then runs, skipping finished ones.
 
     ``backend``: ``local`` (processes; default) or ``ray`` (Ray tasks on
     the cluster at ``address``, else a local Ray with ``workers``
@@ -434,11 +596,15 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
             seen.add(key)
             prepare_features(ref, quiet=quiet)
     t_feat = time.perf_counter() - t0
-    todo_refs, todo_runs = resume_todo(refs, runs, root)  # names set-aside records even when quiet
-    skipped = len(refs) - len(todo_refs) + len(runs) - len(todo_runs)
+    tunings = expand_tuning(sweep)
+    todo_refs, todo_runs, *todo_tune = resume_todo(refs, runs, root, tunings)  # names set-aside records
+    todo_tune = todo_tune[0] if todo_tune else []
+    skipped = len(refs) - len(todo_refs) + len(runs) - len(todo_runs) + len(tunings) - len(todo_tune)
     jobs = [("reference", r, str(root)) for r in todo_refs]
+    tune_jobs = [("tuning", t, str(root)) for t in todo_tune]
     run_jobs = [("run", r, str(root)) for r in todo_runs]
-    bar = tqdm(total=len(jobs) + len(run_jobs), desc="w2sg run", unit="run", disable=quiet)
+    phases = [jobs, tune_jobs, run_jobs] if tune_jobs else [jobs, run_jobs]
+    bar = tqdm(total=sum(map(len, phases)), desc="w2sg run", unit="job", disable=quiet)
     env = {}  # read by the workers (they inherit this process's environment)
     if quiet:
         env["W2SG_QUIET"] = "1"  # no per-evaluation lines from fine-tuned runs
@@ -449,11 +615,11 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     try:
         if backend == "ray":
             from .backends.ray_backend import run_phases
-            run_phases([jobs, run_jobs], run_job, init_worker, address=address, workers=workers,
+            run_phases(phases, run_job, init_worker, address=address, workers=workers,
                        progress=bar.update)
         else:
             from .backends.local import run_phases
-            run_phases([jobs, run_jobs], run_job, init_worker, workers=workers, progress=bar.update)
+            run_phases(phases, run_job, init_worker, workers=workers, progress=bar.update)
     finally:
         bar.close()
         for k, v in saved.items():
@@ -462,7 +628,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
             else:
                 os.environ[k] = v
     return {"root": str(root), "backend": backend, "references": len(refs), "runs": len(runs),
-            "executed": len(jobs) + len(run_jobs), "skipped": skipped,
+            "tuning_cells": len(tunings), "executed": sum(map(len, phases)), "skipped": skipped,
             "features_s": t_feat, "total_s": time.perf_counter() - t0}
 
 
@@ -490,9 +656,16 @@ def summarize(sweep: dict, root=None) -> list[dict]:
 def format_summary(rows: list[dict]) -> str:
     if not rows:
         return "(no finished runs)"
+    extra = any(r.get("noise_model", "symmetric") != "symmetric" or r.get("select", "none") != "none"
+                for r in rows)
     lines = [f"{'task':<15} {'weak':<17} {'loss':<11} {'noise':>5} {'weak':>6} {'ceil':>6} "
-             f"{'w2s':>6} {'PGR':>6}"]
+             f"{'w2s':>6} {'PGR':>6}" + ("  model      select chosen (wd, lr)" if extra else "")]
     for r in rows:
-        lines.append(f"{r['task']:<15} {r['weak']:<17} {r['loss'][:11]:<11} {r['noise']:>5.2f} "
-                     f"{r['weak_acc']:>6.3f} {r['ceiling_acc']:>6.3f} {r['w2s_acc']:>6.3f} {r['pgr']:>6.2f}")
+        line = (f"{r['task']:<15} {r['weak']:<17} {r['loss'][:11]:<11} {r['noise']:>5.2f} "
+                f"{r['weak_acc']:>6.3f} {r['ceiling_acc']:>6.3f} {r['w2s_acc']:>6.3f} {r['pgr']:>6.2f}")
+        if extra:
+            ch = r.get("chosen")
+            line += (f"  {r.get('noise_model', 'symmetric'):<10} {r.get('select', 'none'):<6} "
+                     + (f"({ch['weight_decay']:g}, {ch['lr']:g})" if ch else "-"))
+        lines.append(line)
     return "\n".join(lines)

@@ -111,7 +111,8 @@ def run_summary(rows: Sequence[dict]) -> list[dict]:
     """One row per ``(task, weak, loss, noise, noise_model, select)`` (first-seen order):
     ``n_seeds``, the means over seeds of ``weak_acc``, ``ceiling_acc``, ``w2s_acc`` (with
     ``w2s_acc_sd``, :data:`DDOF` 1), ``agreement_weak``, ``ece``, ``auroc`` (over the
-    seeds where it is defined) and ``pgr`` = :func:`pgr_of_means` (NaN when undefined)."""
+    seeds where it is defined) and ``pgr`` = :func:`pgr_of_means` (NaN when undefined); a tuned
+    cell adds ``chosen`` (its rows' ``chosen``: one configuration per cell)."""
     out = []
     keys = ("task", "weak", "loss", "noise", "noise_model", "select")
     for key, g in group(rows, keys).items():
@@ -125,4 +126,6 @@ def run_summary(rows: Sequence[dict]) -> list[dict]:
                         agreement_weak=mean_std(r["agreement_weak"] for r in g)[0],
                         ece=mean_std(r["ece"] for r in g)[0],
                         auroc=mean_std(r["auroc"] for r in g)[0]))
+        if g[0].get("chosen") is not None:  # a tuned cell: one configuration for every seed
+            out[-1]["chosen"] = g[0]["chosen"]
     return out

@@ -7,6 +7,7 @@ Kinds (the ``kind`` field) and where :func:`results_root` keeps them::
 
     run            runs/<task>/<weak>/<loss>/noise<P>-seed<S>-<hash>.json   RunRecord
     reference      runs/reference/<task>/<weak>/seed<S>-<hash>.json (+ .npz) ReferenceRecord
+    tuning         runs/tuning/<task>/<weak>/<loss>/noise<P>-<model>-<hash>.json TuningRecord
     llm-run        runs/llm/<weak>__<strong>/<loss>/noise<P>-seed<S>-<hash>.json  LlmRunRecord
     check          checks/C<k>.json                                        CheckRecord
     check-summary  checks/summary.json                                     CheckSummaryRecord
@@ -29,11 +30,12 @@ Schema versions (the integer ``schema`` field of every kind):
 Readers call :func:`read_record` (or :func:`parse_record`) and read fields of the returned
 dataclass, never alternatives; anything else — a file that is not a regular file (FIFO,
 device, folder, a link out of the results root), too large or too deep (:data:`MAX_RECORD_BYTES`,
-:data:`MAX_DEPTH`), unparsable JSON, an unknown ``schema``, a wrong ``kind``, a missing field,
-one of the wrong type, a number that is not finite or a value out of the range declared on
-its field (:func:`fraction`, :func:`nonnegative`, :func:`in_range`, :func:`file_name`,
-:func:`relative_path`) — raises :class:`RecordError`, whose one-line message names the file
-and the field.  Free-form sub-objects (a run's
+:data:`MAX_DEPTH`), unparsable JSON, an unknown ``schema``, a wrong ``kind``, a missing field
+(except the few marked :data:`ADDED_LATER`, which records written before them lack and read
+as their default), one of the wrong type, a number that is not finite or a value out of the
+range declared on its field (:func:`fraction`, :func:`nonnegative`, :func:`in_range`,
+:func:`file_name`, :func:`relative_path`) — raises :class:`RecordError`, whose one-line
+message names the file and the field.  Free-form sub-objects (a run's
 ``config``, ``splits``, ``train_info``; a check's ``details``; the bench sections) are typed
 ``dict`` and documented where they are written.
 """
@@ -58,7 +60,8 @@ from typing import Any, Optional
 from .strict_json import dumps, plain
 
 __all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
-           "Baselines", "StudentMetrics", "Tuning", "ADDED_LATER", "RunTimings", "ReferenceTimings", "RunRecord",
+           "Baselines", "StudentMetrics",
+           "Tuning", "NoiseInfo", "TuningRecord", "ADDED_LATER", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
@@ -202,8 +205,9 @@ class StudentMetrics:
 @dataclass
 class Tuning:
     """How a tuned run's training hyperparameters were chosen (``w2sg run --tune``;
-    fine-tuned runs: :mod:`experiments.finetune_tune`).  ``grid``: the configurations tried
-    (fine-tuning: ``{"lr"}`` each); ``chosen``: the one used (an entry of ``grid``);
+    :func:`experiments.runner.execute_tuning`; fine-tuned runs: :mod:`experiments.finetune_tune`).
+    ``grid``: the configurations tried, each ``{"weight_decay", "lr"}`` (fine-tuned runs:
+    ``{"lr"}``); ``chosen``: the one used (an entry of ``grid``);
     ``select``: ``"weak"`` (agreement with the noisy weak labels of the validation slice) or
     ``"oracle"`` (ground truth of the validation slice); ``tuning_seeds``: the seeds the
     grid was scored on (disjoint from the evaluation seeds); ``scores``: the selection score
@@ -211,8 +215,17 @@ class Tuning:
     grid: list[dict]
     chosen: dict
     select: str
-    tuning_seeds: list[int]
-    scores: list[float]
+    tuning_seeds: list[int] = nonnegative()
+    scores: list[float] = fraction()
+
+
+@dataclass
+class NoiseInfo:
+    """The label noise actually applied to the student split: ``flipped`` rows in all,
+    ``flipped_by_class`` = [from class 0, from class 1], the class of the weak label before
+    flipping (P(class 1) > 0.5; pair tasks: the sign of the logit, A preferred = 1)."""
+    flipped: int = nonnegative()
+    flipped_by_class: list[int] = nonnegative()
 
 
 @dataclass
@@ -251,8 +264,13 @@ class RunRecord(_Header):
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
     n_flipped (or finetune settings), loss_kernel (``c``, ``torch``, ``triton`` or null:
     which generated kernel computed an f-divergence loss; records written before it have
-    no such key).  ``tuning``: :class:`Tuning` for a tuned run, null otherwise; it is
-    :data:`ADDED_LATER`: a record written before it reads as null."""
+    no such key), lr and weight_decay (the values trained with: ``tuning.chosen`` in a tuned
+    run; older records lack them).  ``noise_model``: ``symmetric`` (default), ``asymmetric`` or ``confident``
+    (:func:`experiments.pipeline.noise_labels`); ``noise_info``: :class:`NoiseInfo`;
+    ``tuning``: :class:`Tuning` for a tuned run, null otherwise (the config then has a
+    ``tune`` key, and ``config.train``'s lr / weight_decay are replaced by ``tuning.chosen``).
+    These three are :data:`ADDED_LATER`: a record written before them reads as symmetric,
+    null, null."""
     kind: str = "run"
     config: dict
     config_hash: str
@@ -261,6 +279,9 @@ class RunRecord(_Header):
     strong: str
     loss: str
     noise: float = fraction()
+    noise_model: str = field(default="symmetric", metadata={"added_later": True})
+    noise_info: Optional[NoiseInfo] = field(default=None, metadata={"added_later": True})
+    tuning: Optional[Tuning] = field(default=None, metadata={"added_later": True})
     seed: int = nonnegative()
     smoothing: float = nonnegative()
     metrics: StudentMetrics
@@ -270,7 +291,6 @@ class RunRecord(_Header):
     splits: dict
     train_info: dict
     timings: RunTimings
-    tuning: Optional[Tuning] = field(default=None, metadata={"added_later": True})
 
 
 @dataclass(kw_only=True)
@@ -294,6 +314,30 @@ class ReferenceRecord(_Header):
     timings: ReferenceTimings
     arrays: str = file_name()
     arrays_sha256: str
+
+
+@dataclass(kw_only=True)
+class TuningRecord(_Header):
+    """One tuning cell (:func:`experiments.runner.execute_tuning`): the whole grid trained
+    on every tuning seed for one (task, weak model, noise, noise model, loss); the runs of
+    that cell train ``tuning.chosen`` on the evaluation seeds.  ``config``: kind, task,
+    weak, strong, pool, sizes, max_length, train, weak_train, loss, noise, noise_model,
+    tune {grid, select, tuning_seeds}; ``per_seed_scores[i][j]``: the selection score of grid
+    entry ``j`` on tuning seed ``i``; ``best_steps[i][j]``: its selected checkpoint step;
+    ``tuning.scores`` is the mean of ``per_seed_scores`` over seeds."""
+    kind: str = "tuning"
+    config: dict
+    config_hash: str
+    task: str
+    weak: str
+    strong: str
+    loss: str
+    noise: float = fraction()
+    noise_model: str
+    tuning: Tuning
+    per_seed_scores: list[list[float]]
+    best_steps: list[list[int]]
+    timings: RunTimings
 
 
 @dataclass(kw_only=True)
@@ -450,17 +494,18 @@ class CudaBenchRecord(_Header):
 
 
 KINDS: dict[str, type] = {
-    "run": RunRecord, "reference": ReferenceRecord, "llm-run": LlmRunRecord,
+    "run": RunRecord, "reference": ReferenceRecord, "tuning": TuningRecord, "llm-run": LlmRunRecord,
     "check": CheckRecord, "check-summary": CheckSummaryRecord, "check-data": CheckDataRecord,
     "counterexample": CounterexampleRecord, "bench": BenchRecord, "bench-cuda": CudaBenchRecord,
     "compare": CompareRecord}
-Record = typing.Union[RunRecord, ReferenceRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
+Record = typing.Union[RunRecord, ReferenceRecord, TuningRecord, LlmRunRecord, CheckRecord, CheckSummaryRecord,
                       CheckDataRecord, CounterexampleRecord, BenchRecord, CudaBenchRecord, CompareRecord]
 
 #: How to regenerate a refused (older or unknown-schema) record, per kind.
 _REGENERATE = {
     "run": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
     "reference": "rerun the same `w2sg run` (it moves the old record aside and recomputes it)",
+    "tuning": "rerun the same `w2sg run --tune` (it moves the old record aside and recomputes it)",
     "llm-run": "delete it and rerun `w2sg run --llm ...`",
     "check": "rerun `w2sg check --out <root>`", "check-summary": "rerun `w2sg check --out <root>`",
     "check-data": "rerun `w2sg check --out <root>`",

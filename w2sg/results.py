@@ -63,7 +63,8 @@ class Run:
     ``"weak"`` / ``"oracle"``: the run record's ``tuning.select``); ``noise_model``:
     ``"symmetric"`` unless the record says otherwise; ``setting``: :func:`setting_of` (runs
     of different sweeps never pair); ``acc``, ``pgr`` (the run's own, ``None`` if undefined),
-    ``weak_acc``, ``ceiling_acc``: test accuracies; ``steps``: training steps of the config.
+    ``weak_acc``, ``ceiling_acc``: test accuracies; ``steps``: training steps of the config;
+    ``chosen``: the tuned configuration (``tuning.chosen``) or ``None``.
     ``record``: the parsed record (shared: read-only)."""
 
     source: str
@@ -90,6 +91,7 @@ class Run:
     ece: float
     auroc: float | None
     record: Any = dataclasses.field(repr=False, compare=False)
+    chosen: dict | None = None
 
     def row(self, keys=None) -> dict:
         """A fresh dict of the fields (all but ``record``, or ``keys``)."""
@@ -132,9 +134,18 @@ def setting_of(config: dict, tuning=None) -> str:
     return config_hash(rest)
 
 
-def _select_of(rec) -> str:
+def _tuning_of(rec) -> dict | None:
+    """A run record's ``tuning`` as a plain dict (the record holds a
+    :class:`w2sg.records.Tuning`), or ``None`` for a fixed-recipe run."""
     tuning = getattr(rec, "tuning", None)
-    return str(tuning.get("select", "weak")) if isinstance(tuning, dict) else "none"
+    if dataclasses.is_dataclass(tuning):
+        return dataclasses.asdict(tuning)
+    return tuning if isinstance(tuning, dict) else None
+
+
+def _select_of(rec) -> str:
+    tuning = _tuning_of(rec)
+    return str(tuning.get("select", "weak")) if tuning else "none"
 
 
 def run_of(rec: RunRecord | LlmRunRecord, source: str) -> Run:
@@ -147,11 +158,11 @@ def run_of(rec: RunRecord | LlmRunRecord, source: str) -> Run:
                loss=rec.loss, noise=rec.noise,
                noise_model=str(getattr(rec, "noise_model", None) or "symmetric"),
                select=_select_of(rec), seed=rec.seed, mode="finetune" if finetuned else "head",
-               finetune=finetuned, setting=setting_of(cfg, getattr(rec, "tuning", None)),
+               finetune=finetuned, setting=setting_of(cfg, _tuning_of(rec)),
                acc=m.acc, pgr=m.pgr, weak_acc=rec.reference.weak.acc,
                ceiling_acc=rec.reference.ceiling.acc, train_s=rec.timings.train_s,
                steps=(cfg.get("train") or {}).get("steps"), agreement_weak=m.agreement_weak,
-               ece=m.ece, auroc=m.auroc, record=rec)
+               ece=m.ece, auroc=m.auroc, chosen=(_tuning_of(rec) or {}).get("chosen"), record=rec)
 
 
 # ----------------------------------------------------------------------------- files

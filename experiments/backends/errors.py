@@ -7,7 +7,8 @@ __all__ = ["SweepJobsFailed", "describe_job"]
 def describe_job(job) -> str:
     """``reference task=… weak=… seed=…`` or ``run task=… weak=… loss=… noise=… seed=…``."""
     kind, config = job[0], job[1]
-    keys = ("task", "weak", "loss", "noise", "seed") if kind == "run" else ("task", "weak", "seed")
+    keys = {"run": ("task", "weak", "loss", "noise", "seed"),
+            "tuning": ("task", "weak", "loss", "noise", "noise_model")}.get(kind, ("task", "weak", "seed"))
     return kind + " " + " ".join(f"{k}={config.get(k)}" for k in keys)
 
 

@@ -66,10 +66,37 @@ def _examples():
                            power="mde", pgr_of_means="", alpha=0.05, n_runs=4,
                            unreadable=[], rows=[{"loss": "tv", "mean_diff": None}],
                            sources=["runs/a.json"])
-    return [run, ref, llm, check, summary, data, cex, bench, comp, cuda]
+    tuning = R.Tuning(grid=[{"weight_decay": 1.0, "lr": 0.01}, {"weight_decay": 4.0, "lr": 0.01}],
+                      chosen={"weight_decay": 4.0, "lr": 0.01}, select="weak",
+                      tuning_seeds=[1000, 1001], scores=[0.7, 0.75])
+    tuned = dataclasses.replace(run, noise_model="confident", tuning=tuning,
+                                noise_info=R.NoiseInfo(flipped=3, flipped_by_class=[1, 2]))
+    cell = R.TuningRecord(config=cfg, config_hash=R.config_hash(cfg), task="t", weak="w", strong="s",
+                          loss="ce", noise=0.2, noise_model="symmetric", tuning=tuning,
+                          per_seed_scores=[[0.7, 0.8], [0.7, 0.7]], best_steps=[[20, 40], [20, 200]],
+                          timings=R.RunTimings(1.0, 2.0))
+    return [run, ref, llm, check, summary, data, cex, bench, comp, cuda, tuned, cell]
 
 
-@pytest.mark.parametrize("index", range(10))
+def test_run_fields_added_later_read_as_defaults(tmp_path):
+    """A run record written before ``noise_model`` / ``noise_info`` / ``tuning`` existed
+    reads as symmetric, untuned; any other missing field is still an error."""
+    path = R.write_record(tmp_path / "r.json", _examples()[10])
+    data = json.loads(path.read_text())
+    assert data["tuning"]["chosen"] == {"weight_decay": 4.0, "lr": 0.01}
+    assert list(data).index("noise_model") == list(data).index("noise") + 1
+    for key in ("noise_model", "noise_info", "tuning"):
+        del data[key]
+    path.write_text(json.dumps(data))
+    back = R.read_record(path, R.RunRecord)
+    assert (back.noise_model, back.noise_info, back.tuning) == ("symmetric", None, None)
+    assert {f for _, f in R.ADDED_LATER} == {"noise_model", "noise_info", "tuning"}
+    del data["seed"]
+    path.write_text(json.dumps(data))
+    assert "'seed'" in _errmsg(path)[1]
+
+
+@pytest.mark.parametrize("index", range(12))
 def test_round_trip_every_kind(tmp_path, index):
     rec = _examples()[index]
     path = R.write_record(tmp_path / "sub" / "rec.json", rec)
@@ -84,7 +111,7 @@ def test_round_trip_every_kind(tmp_path, index):
 
 
 def test_kinds_cover_every_dataclass():
-    assert set(R.KINDS) == {"run", "reference", "llm-run", "check", "check-summary",
+    assert set(R.KINDS) == {"run", "reference", "tuning", "llm-run", "check", "check-summary",
                             "check-data", "counterexample", "bench", "bench-cuda", "compare"}
     assert {type(r).__name__ for r in _examples()} == {c.__name__ for c in R.KINDS.values()}
 
@@ -232,7 +259,7 @@ def test_docs_list_every_field_of_every_kind():
     from pathlib import Path
     text = (Path(__file__).resolve().parents[2] / "docs" / "RECORDS.md").read_text()
     nested = (R.Baselines, R.WeakMetrics, R.CeilingMetrics, R.StudentMetrics, R.RunTimings,
-              R.ReferenceTimings, R.CheckRow, R.Tuning)
+              R.ReferenceTimings, R.CheckRow, R.Tuning, R.NoiseInfo)
     for cls in (*R.KINDS.values(), *nested):
         head = f"`{cls.__name__}`"
         assert head in text, head
