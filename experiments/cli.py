@@ -242,9 +242,16 @@ def _run(args) -> int:
              args.json, f"{len(refs)} reference runs + {len(runs)} W2S runs → {root}/runs/")
         return 0
     t0 = time.perf_counter()
+    from .backends.interrupts import interrupt_guard
     try:
-        info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
-                         backend=backend, address=address)
+        with interrupt_guard(stay_ignored=True):  # Ctrl-C: one line, status 130, no worker left
+            info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
+                             backend=backend, address=address)
+    except KeyboardInterrupt:
+        import sys
+        print(f"w2sg run: interrupted; finished records are kept under {root}/runs/ "
+              "(run the same command again to resume)", file=sys.stderr)
+        return 130
     except DataUnavailable as exc:
         raise _usage(str(exc)) from None
     except SweepJobsFailed as exc:  # every other record is kept: a rerun resumes

@@ -21,6 +21,15 @@ config's); a reference also needs its ``.npz`` with the sha256 stored in its rec
 (``<name>.corrupt-<stamp>``), named on stderr and redone.  Temporary files left by a
 crash between write and rename are deleted when a sweep starts.
 
+Ctrl-C stops a sweep within seconds (:mod:`experiments.backends.local`: no job starts, every
+worker is stopped and reaped; Ray tasks are cancelled): :func:`run_sweep` then removes the
+temporary files of writes cut short (local backend) and re-raises
+:class:`KeyboardInterrupt`.  Finished records are complete and kept, so rerunning the same
+sweep resumes with exactly the runs that were missing.
+
+Jobs are deduplicated: :func:`expand` merges repeated tasks, weak models, losses and noise
+levels (first occurrence kept), so every config appears once.
+
 Every run and reference record stores ``smoothing``: the weak-label smoothing ε of the
 losses (``config.train.smoothing``; :data:`experiments.pipeline.PIPELINE_SMOOTHING` by
 default; the product loss ignores it).
@@ -197,10 +206,14 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.chmod(tmp, 0o644)
-        digest = file_sha256(tmp)
-        os.replace(tmp, npz)
+        try:
+            np.savez(tmp, **arrays)
+            os.chmod(tmp, 0o644)
+            digest = file_sha256(tmp)
+            os.replace(tmp, npz)
+        except BaseException:  # interrupted (SIGTERM from a stopping sweep) or failed
+            tmp.unlink(missing_ok=True)
+            raise
     record = ReferenceRecord(
         config=cfg, config_hash=config_hash(cfg), task=cfg["task"], weak=cfg["weak"],
         strong=cfg["strong"], seed=cfg["seed"], smoothing=_train_cfg(cfg["train"]).smoothing,
@@ -411,6 +424,12 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
         else:
             from .backends.local import run_phases
             run_phases([jobs, run_jobs], run_job, init_worker, workers=workers, progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        if backend == "local":  # every worker has stopped: none is writing any more
+            for tmp in clean_temp_files(root / "runs"):  # a write cut short by SIGKILL
+                _say(f"removed the temporary file of an interrupted write {tmp}", quiet)
+        raise
     finally:
         bar.close()
         for k, v in saved.items():

@@ -29,11 +29,16 @@ def _main_thread() -> bool:
 
 
 @contextmanager
-def interrupt_guard():
+def interrupt_guard(stay_ignored: bool = False):
     """Within the block the first ``SIGINT`` raises :class:`KeyboardInterrupt`, later ones
-    are ignored; the previous handler is restored on exit.  A process that ignores
-    ``SIGINT`` already (started with ``nohup`` or in the background) keeps ignoring it."""
-    if not _main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    are ignored; on exit the previous handler is restored, or, with ``stay_ignored`` and
+    after an interrupt, ``SIGINT`` stays ignored (for a command that is ending: a late
+    Ctrl-C cannot turn its exit into a traceback).  Inside another guard this one changes
+    nothing (the outer one rules).  A process that ignores ``SIGINT`` already (started
+    with ``nohup`` or in the background) keeps ignoring it; a handler set outside Python is
+    left alone."""
+    current = signal.getsignal(signal.SIGINT) if _main_thread() else signal.SIG_IGN
+    if current in (signal.SIG_IGN, None) or getattr(current, "w2sg_guard", False):
         yield
         return
     hit = []
@@ -42,13 +47,14 @@ def interrupt_guard():
         if not hit:
             hit.append(signum)
             raise KeyboardInterrupt
-        # a second Ctrl-C: the workers are being stopped already (bounded); nothing to add
+        # a later Ctrl-C: the workers are being stopped already (bounded); nothing to add
 
-    old = signal.signal(signal.SIGINT, handler)
+    handler.w2sg_guard = True
+    signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if hit and stay_ignored else current)
 
 
 @contextmanager
