@@ -115,3 +115,70 @@ def test_ctrl_c_with_spawned_workers(tmp_path):
     assert status == 130 and took < EXIT_WITHIN_S, (status, err, took)
     assert _session(proc.pid) == []
     assert not list(tmp_path.glob("*.done")) and not list(tmp_path.glob(".*"))
+
+
+_CONFIG = """
+tasks = ["fortunes_pairs"]
+weak = ["minilm-l6-layer0"]
+losses = ["ce", "tv", "hellinger"]
+noise = [0.0, 0.2]
+seeds = 1
+pool = 600
+[sizes]
+weak_gt = 60
+test = 100
+[train]
+steps = 30
+lr = 0.01
+eval_every = 10
+"""
+_FAKE_RUN = ("import sys; from tests.experiments.fake_env import install; install(); "
+             "from w2sg.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _records(root: Path) -> dict:
+    """Every file under ``root/runs`` → its content (JSON records without the time stamps)."""
+    import json
+    out = {}
+    for p in sorted((root / "runs").rglob("*")):
+        if p.is_file() and p.suffix == ".json":
+            rec = json.loads(p.read_text())
+            out[str(p.relative_to(root))] = {k: v for k, v in rec.items()
+                                             if k not in ("timings", "written_at")}
+        elif p.is_file():
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+def test_w2sg_run_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path, fake_features):
+    """``w2sg run`` (fake encoders) with both hellinger runs hanging: Ctrl-C twice to the
+    group → status 130, one line, no process left, the 5 finished records complete; the
+    resumed sweep runs just the 2 missing runs, and every record equals a clean sweep's."""
+    from w2sg.cli import main
+    from w2sg.records import RunRecord, ReferenceRecord, read_record
+    config = tmp_path / "sweep.toml"
+    config.write_text(_CONFIG)
+    hang, cut, clean = tmp_path / "hang", tmp_path / "cut", tmp_path / "clean"
+    hang.mkdir()
+    proc = _start(["-c", _FAKE_RUN, "run", "--config", str(config), "--out", str(cut),
+                   "--workers", "2", "--quiet"],
+                  W2SG_TEST_HANG_DIR=str(hang), W2SG_TEST_HANG_LOSS="hellinger",
+                  W2SG_TEST_HANG_S="60")
+    _wait_for(hang, "*.pid", 2, proc)  # both workers are inside a hellinger run
+    status, err, took = _interrupt(proc, "group+group")
+    assert status == 130 and took < EXIT_WITHIN_S, (status, err, took)
+    (line,) = err.strip().splitlines()
+    assert line.startswith("w2sg run: interrupted") and "resume" in line
+    assert _session(proc.pid) == []
+    assert not [p for p in (cut / "runs").rglob(".*")], "a temporary file was left"
+    done = sorted((cut / "runs").rglob("*.json"))
+    assert len(done) == 5 and not [p for p in done if "hellinger" in str(p)]
+    for p in done:
+        read_record(p, ReferenceRecord if "/reference/" in str(p) else RunRecord)
+    stamps = {p: p.stat().st_mtime_ns for p in done}
+
+    for root in (cut, clean):  # resume in this process; a clean sweep for comparison
+        assert main(["run", "--config", str(config), "--out", str(root), "--workers", "1",
+                     "--quiet", "--json"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in done} == stamps  # finished records not redone
+    assert _records(cut) == _records(clean)
