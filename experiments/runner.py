@@ -116,11 +116,20 @@ def slug(text: str) -> str:
     return "expr-" + config_hash({"x": text})[:8]
 
 
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
 def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    """Reference configs (one per task, weak model, seed) and run configs (× loss × noise)."""
+    """Reference configs (one per task, weak model, seed) and run configs (× loss × noise).
+
+    Repeated tasks, weak models, losses or noise levels count once (first occurrence
+    kept; noise compared as floats, so ``0`` and ``0.0`` are one level): every config
+    appears once."""
     refs, runs = [], []
-    for task in sweep["tasks"]:
-        for weak in sweep["weak"]:
+    noises = _unique(float(p) for p in sweep["noise"])
+    for task in _unique(sweep["tasks"]):
+        for weak in _unique(sweep["weak"]):
             for seed in range(int(sweep["seeds"])):
                 base = {"task": task, "weak": weak, "strong": sweep["strong"], "seed": seed,
                         "pool": sweep["pool"], "sizes": dict(sweep["sizes"]),
@@ -129,9 +138,9 @@ def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
                 if sweep.get("finetune"):  # only present when used: frozen-head hashes unchanged
                     base["finetune"] = dict(sweep["finetune"])
                 refs.append({"kind": "reference", **base})
-                for loss in sweep["losses"]:
-                    for noise in sweep["noise"]:
-                        runs.append({"kind": "run", **base, "loss": loss, "noise": float(noise)})
+                for loss in _unique(sweep["losses"]):
+                    for noise in noises:
+                        runs.append({"kind": "run", **base, "loss": loss, "noise": noise})
     return refs, runs
 
 
