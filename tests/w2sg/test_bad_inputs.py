@@ -366,6 +366,9 @@ SUBPROCESS = [
     (["run", "--config", "/dev/zero", "--dry-run"], "is not a regular file", {}),
     (["run", "--llm", "gpt2", "gpt2", "--llm-data", "{tmp}/fifo.toml", "--device", "cpu"],
      "--llm-data", {}),
+    # environment variables read by the toolkit (matplotlib reads this one on import)
+    (["figs", "--out", "{tmp}/figs"], "$MPLBACKEND='junk' is not a matplotlib backend",
+     {"MPLBACKEND": "junk"}),
 ]
 #: Commands that must succeed with nothing at all on stderr (no numpy RuntimeWarning).
 CLEAN = [["derive", "--f", "alpha:0"], ["derive", "--f", "alpha:1"]]
