@@ -11,6 +11,8 @@
   worker is started (:func:`sigint_blocked`) until it ignores it, so no signal falls into
   the gap.  ``SIGTERM`` (sent by the owner when it stops) raises :class:`SystemExit` in the
   worker, so ``finally`` blocks (the temporary file of an atomic write) run before it exits.
+* :func:`critical`: a Ctrl-C that comes while a worker is being started waits until the
+  worker is recorded (so that it is stopped with the others), then raises.
 
 Signals are POSIX; where a call is missing (Windows, a thread other than the main one)
 the helpers do nothing.
@@ -21,7 +23,7 @@ import signal
 import threading
 from contextlib import contextmanager
 
-__all__ = ["interrupt_guard", "sigint_blocked", "worker_signals"]
+__all__ = ["interrupt_guard", "critical", "sigint_blocked", "worker_signals"]
 
 
 def _main_thread() -> bool:
@@ -44,10 +46,13 @@ def interrupt_guard(stay_ignored: bool = False):
     hit = []
 
     def handler(signum, frame):
-        if not hit:
-            hit.append(signum)
-            raise KeyboardInterrupt
-        # a later Ctrl-C: the workers are being stopped already (bounded); nothing to add
+        if hit:
+            return  # a later Ctrl-C: the workers are being stopped already (bounded)
+        hit.append(signum)
+        if _CRITICAL["depth"]:
+            _CRITICAL["pending"] = True  # raised when the critical section ends
+            return
+        raise KeyboardInterrupt
 
     handler.w2sg_guard = True
     signal.signal(signal.SIGINT, handler)
@@ -55,6 +60,23 @@ def interrupt_guard(stay_ignored: bool = False):
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN if hit and stay_ignored else current)
+
+
+_CRITICAL = {"depth": 0, "pending": False}
+
+
+@contextmanager
+def critical():
+    """A block that a guarded Ctrl-C does not cut in two (starting a worker and recording
+    it): the interrupt is raised as soon as the block ends."""
+    _CRITICAL["depth"] += 1
+    try:
+        yield
+    finally:
+        _CRITICAL["depth"] -= 1
+        if not _CRITICAL["depth"] and _CRITICAL["pending"]:
+            _CRITICAL["pending"] = False
+            raise KeyboardInterrupt
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Callable, Sequence
 
 from .errors import SweepJobsFailed
-from .interrupts import interrupt_guard, sigint_blocked, worker_signals
+from .interrupts import critical, interrupt_guard, sigint_blocked, worker_signals
 
 __all__ = ["run_phases", "start_method", "MAX_ATTEMPTS", "STOP_GRACE_S", "StartMethodError"]
 
@@ -143,8 +143,9 @@ class _Pool:
                 if w.proc.is_alive():
                     return w
                 self._retire(w)  # died while idle (it ran no job)
-        w = _Worker(self.ctx, self.run_job, self.init_worker)
-        self.workers.append(w)
+        with critical():  # a Ctrl-C now waits until the new worker is in the list to stop
+            w = _Worker(self.ctx, self.run_job, self.init_worker)
+            self.workers.append(w)
         return w
 
     def _has_idle(self) -> bool:

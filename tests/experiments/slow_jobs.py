@@ -21,7 +21,9 @@ def no_setup() -> None:
 
 def slow_job(job) -> str:
     root, n = Path(job[2]), job[1]["seed"]
-    (root / f"started-{n}.pid").write_text(str(os.getpid()))
+    marker = root / f"started-{n}.pid"
+    marker.with_suffix(".tmp").write_text(str(os.getpid()))
+    os.replace(marker.with_suffix(".tmp"), marker)  # the test never reads it half written
     quick = os.environ.get("SLOW_JOBS_QUICK", "").split(",")
     if str(n) not in quick:
         time.sleep(float(os.environ.get("SLOW_JOBS_SLEEP", "60")))

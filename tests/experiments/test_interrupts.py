@@ -182,3 +182,33 @@ def test_w2sg_run_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path,
                      "--quiet", "--json"]) == 0
     assert {p: p.stat().st_mtime_ns for p in done} == stamps  # finished records not redone
     assert _records(cut) == _records(clean)
+
+
+def test_the_guard_raises_once_defers_inside_critical_and_restores_the_handler():
+    """In this process: the first SIGINT raises, later ones (the clean-up) are ignored, one
+    inside critical() waits for its end; the previous handler is back afterwards."""
+    from experiments.backends.interrupts import critical, interrupt_guard
+    before = signal.getsignal(signal.SIGINT)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_guard():
+            try:
+                signal.raise_signal(signal.SIGINT)
+                steps.append("not reached")
+            except KeyboardInterrupt:
+                signal.raise_signal(signal.SIGINT)  # a second Ctrl-C during the clean-up
+                steps.append("cleaned up")
+                raise
+    assert steps == ["cleaned up"] and signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_guard(), critical():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("critical block finished")
+    assert steps[-1] == "critical block finished" and signal.getsignal(signal.SIGINT) is before
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupt_guard(stay_ignored=True):
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a command that is ending
+    finally:
+        signal.signal(signal.SIGINT, before)
