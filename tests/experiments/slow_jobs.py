@@ -4,7 +4,8 @@
 jobs on ``WORKERS`` local workers.  Each job writes ``ROOT/started-<n>.pid`` (its worker's
 pid: the test's signal that work is under way), then, unless its number is in
 ``$SLOW_JOBS_QUICK`` (comma-separated), sleeps ``$SLOW_JOBS_SLEEP`` seconds (default 60)
-and writes ``ROOT/<n>.done`` atomically.  An interrupt ends the process like ``w2sg run``
+and writes ``ROOT/<n>.done`` atomically.  With ``$SLOW_JOBS_DEAF`` set a job ignores
+``SIGTERM`` (as one stuck in C code would), so only ``SIGKILL`` stops it.  An interrupt ends the process like ``w2sg run``
 does: one line on stderr, exit status 130.
 """
 from __future__ import annotations
@@ -24,6 +25,9 @@ def slow_job(job) -> str:
     marker = root / f"started-{n}.pid"
     marker.with_suffix(".tmp").write_text(str(os.getpid()))
     os.replace(marker.with_suffix(".tmp"), marker)  # the test never reads it half written
+    if os.environ.get("SLOW_JOBS_DEAF"):  # like a job stuck in C code: SIGTERM does nothing
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     quick = os.environ.get("SLOW_JOBS_QUICK", "").split(",")
     if str(n) not in quick:
         time.sleep(float(os.environ.get("SLOW_JOBS_SLEEP", "60")))

@@ -105,6 +105,21 @@ def test_ctrl_c_stops_every_worker_within_seconds(tmp_path, how):
     assert not list(tmp_path.glob(".*"))
 
 
+def test_a_second_ctrl_c_while_stuck_workers_are_stopped_changes_nothing(tmp_path):
+    """Workers that ignore SIGTERM: the second Ctrl-C (0.3 s later) comes while the owner
+    waits out STOP_GRACE_S before SIGKILL; it is ignored, and the process still ends at once
+    after that, with one line and no worker left."""
+    from experiments.backends.local import STOP_GRACE_S
+    proc = _start(["-m", "tests.experiments.slow_jobs", str(tmp_path), "4", "2"],
+                  SLOW_JOBS_DEAF="1")
+    _wait_for(tmp_path, "started-*.pid", 2, proc)
+    status, err, took = _interrupt(proc, "group+group")
+    assert status == 130 and err.strip().splitlines() == ["slow_jobs: interrupted"], err
+    assert STOP_GRACE_S <= took < STOP_GRACE_S + EXIT_WITHIN_S
+    assert _session(proc.pid) == []
+    assert not list(tmp_path.glob("*.done")) and not list(tmp_path.glob(".*"))
+
+
 def test_ctrl_c_with_spawned_workers(tmp_path):
     """The same with ``W2SG_START_METHOD=spawn`` (fresh interpreters: a signal that comes
     while a worker is still starting must not reach it)."""
