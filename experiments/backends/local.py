@@ -36,6 +36,8 @@ __all__ = ["run_phases", "start_method", "MAX_ATTEMPTS", "STOP_GRACE_S", "StartM
 MAX_ATTEMPTS = 2
 #: Seconds a stopping worker has between ``SIGTERM`` and ``SIGKILL``.
 STOP_GRACE_S = 2.0
+#: Seconds to wait for a worker to vanish after ``SIGKILL``.
+KILL_WAIT_S = 5.0
 
 
 class StartMethodError(ValueError):
@@ -157,7 +159,7 @@ class _Pool:
         w.proc.join(STOP_GRACE_S)
         if w.proc.is_alive():
             w.proc.kill()
-            w.proc.join()
+            w.proc.join(KILL_WAIT_S)
 
     def run_phase(self, phase: Sequence, progress) -> tuple[int, int, list]:
         """Run every job of ``phase``; ``(executed, retried, failures)``."""
@@ -214,7 +216,7 @@ class _Pool:
             w.proc.join(max(0.0, deadline - time.monotonic()))
             if w.proc.is_alive():
                 w.proc.kill()
-                w.proc.join()
+                w.proc.join(KILL_WAIT_S)  # only a process in uninterruptible sleep outlasts this
             w.conn.close()
         self.workers = []
 
@@ -254,10 +256,10 @@ def run_phases(phases: Sequence[Sequence[tuple]], run_job: Callable, init_worker
                 for phase in phases:  # references first: runs read them
                     done, again, lost = pool.run_phase(phase, progress)
                     executed, retried, failures = executed + done, retried + again, failures + lost
+                pool.close()
             except BaseException:  # Ctrl-C (or a bug here): stop every worker, then go on
                 pool.stop()
                 raise
-            pool.close()
     if failures:
         raise SweepJobsFailed(failures, "local")
     return {"executed": executed, "retried": retried}
