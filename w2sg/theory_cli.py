@@ -109,8 +109,17 @@ def _check_range(name: str, value: float, lo: float, hi: float, lo_open=False, h
     _check_not_tiny(name, value)
 
 
+#: Smallest γ accepted: below it ``1 − γ`` carries a float64 rounding error over 10% of γ,
+#: so the numeric constants on ``[γ, 1−γ]`` (the logit Lipschitz search) would be wrong.
+GAMMA_MIN = 1e-15
+
+
 def _check_gamma(gamma: float) -> None:
     _check_range("--gamma", gamma, 0, 0.5, lo_open=True, hint="; γ lies in (0, 1/2), e.g. --gamma 0.05")
+    if gamma < GAMMA_MIN:
+        raise _usage(f"--gamma = {gamma} is below {GAMMA_MIN:g}: 1 − γ cannot be represented "
+                     f"accurately in float64 there, so the constants on [γ, 1−γ] would be wrong; "
+                     f"use --gamma ≥ {GAMMA_MIN:g}")
 
 
 def _check_nonnegative(name: str, value: float, what: str = "") -> None:
