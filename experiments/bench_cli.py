@@ -6,7 +6,7 @@ import time
 
 from .bench import WHAT
 
-__all__ = ["register"]
+__all__ = ["register", "write_bench"]
 
 
 def _usage(msg: str):
@@ -25,20 +25,31 @@ def register(subparsers) -> None:
                    help="where the loss kernels run (default cpu); cuda: CUDA-event timings, torch.cuda "
                         "peak memory, CE and Liger-Kernel (if installed) side by side")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (about a minute or two)")
-    p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
+    p.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results); the record goes to DIR/bench/")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a sweep worker)")
-    p.add_argument("--reps", type=int, help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1, as a sweep worker)")
+    p.add_argument("--reps", type=int, metavar="N", help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
     p.add_argument("--compile", default=None,
                    help="comma-separated generators to also measure under torch.compile "
                         "(default: all named and typed; none with --quick; 'none' to skip)")
     p.set_defaults(func=_bench)
 
 
+def write_bench(root, record: dict, quick: bool, device: str = "cpu"):
+    """Write ``record`` (from :func:`experiments.bench.run_bench`) as
+    ``<root>/bench/bench-<UTC stamp>[-cuda][-quick].json``; returns the path."""
+    from pathlib import Path
+    from w2sg.records import BenchRecord, CudaBenchRecord, write_record
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"bench-{stamp}{'-cuda' if device == 'cuda' else ''}{'-quick' if quick else ''}.json"
+    kind = CudaBenchRecord if device == "cuda" else BenchRecord
+    return write_record(Path(root) / "bench" / name,
+                        kind(**{k: v for k, v in record.items() if k != "kind"}))
+
+
 def _bench(args) -> int:
     from w2sg.output import emit
     from .bench import format_tables, run_bench
-    from w2sg.records import BenchRecord, CudaBenchRecord, write_record
     spec = args.what if args.what is not None else ("kernels" if args.device == "cuda" else ",".join(WHAT))
     what = [w.strip() for w in spec.split(",") if w.strip()]
     bad = [w for w in what if w not in WHAT]
@@ -67,11 +78,7 @@ def _bench(args) -> int:
     progress = None if args.json else (lambda msg: print(f"[bench] {msg} …", file=sys.stderr, flush=True))
     record = run_bench(what, quick=args.quick, threads=args.threads, reps=args.reps,
                        compile_generators=comp, progress=progress, device=args.device)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = write_record(folder / f"bench-{stamp}{'-cuda' if args.device == 'cuda' else ''}"
-                               f"{'-quick' if args.quick else ''}.json",
-                        (CudaBenchRecord if args.device == "cuda" else BenchRecord)(
-                            **{k: v for k, v in record.items() if k != "kind"}))
+    path = write_bench(folder.parent, record, args.quick, args.device)
     record["record"] = str(path)
     emit(record, args.json, format_tables(record) + f"\n\nrecord: {path}")
     return 0

@@ -131,7 +131,8 @@ def finetune_predict(task, targets: np.ndarray, val_labels: np.ndarray, loss, se
                 r[u[i:i + chunk]] = score(u[i:i + chunk]).float().cpu().numpy()
         enc.train()
         z = r[items[:, 0]] - r[items[:, 1]] if pair else r[items]
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+        from theory.binary import sigmoid
+        return sigmoid(z)
 
     rng = np.random.default_rng(seed)
     item_len = lengths[items_s[tr]].reshape(len(tr), -1).max(1)  # the longer text of a pair

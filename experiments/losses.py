@@ -34,8 +34,9 @@ float32, gradient in the logits' dtype, as autocast does for losses); weak label
 validated in float32 or better (their own dtype if wider) before any cast.  float16
 gradients saturate at ±65504 rather than overflow (bfloat16 has float32's range).
 
-Loss names.  :data:`DEFAULT_LOSSES` (the default sweep), :data:`BASELINE_LOSSES` and
-:data:`LOSS_NAMES` (every valid name) are the one registry of loss names; this module
+Loss names.  :data:`DEFAULT_LOSSES` (the default sweep), :data:`BASELINE_LOSSES` and the
+other lists come from the one loss table, :mod:`theory.loss_table`; :data:`LOSS_NAMES` (every
+valid name) adds the generators of :mod:`theory.generators`; this module
 imports torch only when a loss is built or called, so the names are cheap to import.
 """
 from __future__ import annotations
@@ -44,6 +45,8 @@ import functools
 import importlib
 import math
 from typing import Callable
+
+from theory.loss_table import BASELINE_LOSSES, DEFAULT_LOSSES, FDIV_LOSSES, QUICK_LOSSES
 
 __all__ = ["fdiv_loss", "fdiv_kernel_for", "ce_loss", "aux_conf_loss", "aux_conf_alpha", "product_loss", "make_loss",
            "prepare_weak", "check_smoothing", "as_multiclass_logits", "harden_class_balance", "LOSS_NAMES",
@@ -68,15 +71,8 @@ torch = _LazyModule("torch")
 F = _LazyModule("torch.nn.functional")
 
 # ----------------------------------------------------------------------------- loss registry
-#: f-divergence losses of the default sweep: the paper's six generators plus ``tv``.
-FDIV_LOSSES: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl", "tv")
-#: Baselines from Burns et al. 2023 (not f-divergences): :func:`aux_conf_loss`, :func:`product_loss`.
-BASELINE_LOSSES: tuple[str, ...] = ("aux_conf", "product")
-#: Default sweep losses: ``ce``, the f-divergences, then Burns et al.'s baselines.
-DEFAULT_LOSSES: tuple[str, ...] = ("ce",) + FDIV_LOSSES + BASELINE_LOSSES
-#: Losses of the quick sweep (``w2sg run --quick``).
-QUICK_LOSSES: tuple[str, ...] = ("ce", "reverse_kl", "hellinger", "tv")
-
+# FDIV_LOSSES, BASELINE_LOSSES, DEFAULT_LOSSES, QUICK_LOSSES: from the one loss table
+# (theory.loss_table), imported above; nothing is retyped here.
 
 def _names() -> tuple[str, ...]:
     from theory import NAMED

@@ -178,7 +178,8 @@ def train_head(X, targets, loss, cfg: TrainConfig = TrainConfig(), bias: bool = 
 def predict(X, theta, b) -> np.ndarray:
     """``P(y=1) = σ(Xθ + b)``."""
     z = np.asarray(X, dtype=np.float64) @ np.asarray(theta, dtype=np.float64) + b
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+    from theory.binary import sigmoid
+    return sigmoid(z)
 
 
 def weak_supervisor(task, weak_feats: np.ndarray, seed: int, cfg: TrainConfig | None = None):

@@ -1,4 +1,5 @@
-"""``w2sg figs`` (figures from stored records) and ``w2sg reproduce`` (runs, checks, figures)."""
+"""``w2sg figs`` (figures from stored records) and ``w2sg reproduce`` (runs, checks, figures):
+the command line only; the steps of ``reproduce`` are functions in :mod:`paper_figs.reproduce`."""
 from __future__ import annotations
 
 import time
@@ -97,85 +98,13 @@ def cmd_figs(args) -> int:
 
 
 # ----------------------------------------------------------------------------- reproduce
-def _subcommand(argv: list[str]) -> int | None:
-    """Run another ``w2sg`` subcommand in-process; ``None`` if it is not installed."""
-    from w2sg.cli import build_parser, main
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    if argv[0] not in sub.choices:
-        return None
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse errors
-        return int(exc.code or 0)
-
-
-def _has_checks(root: Path, quick: bool) -> bool:
-    from .readers import read_checks
-    checks = read_checks(root)
-    return bool(checks) and (quick or any(not c.get("quick") for c in checks.values()))
-
-
 def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: bool = False,
-              log=print, finetune: bool = False, device: str | None = None) -> dict:
-    """Sweep, checks, figures under ``root``; returns ``{"steps": [...], "figures": [...]}``.
-
-    ``finetune``: after the sweep, also the fine-tune preset (``w2sg run --preset finetune``,
-    on ``device``).  After the checks and the benchmark, ``w2sg compare`` writes the paired
-    comparison of every loss with CE (``compare/acc-vs-ce.json``)."""
-    from .build import build_all
-    q = ["--quick"] if quick else []
-    steps = []
-    plan = []
-    if not skip_runs:
-        plan.append(("run", ["run", *q, "--out", str(root)]))
-        if finetune:
-            dev = ["--device", device] if device else []
-            plan.append(("run-finetune", ["run", "--preset", "finetune", *dev, "--out", str(root)]))
-    if redo_checks or not _has_checks(root, quick):
-        plan.append(("check", ["check", *q, "--out", str(root)]))
-    else:
-        plan.append(("check", None))
-    # the cost figure needs one benchmark record (training cost and loss kernels vs CE)
-    from .readers import read_bench
-    if read_bench(root):
-        plan.append(("bench", None))
-    else:
-        plan.append(("bench", ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
-                               "--out", str(root)]))
-    if not skip_runs:  # the paired comparison table of the runs (its figure is made by figs)
-        plan.append(("compare", ["compare", "--out", str(root)]))
-    refused = None
-    for name, argv in plan:
-        if refused is not None:
-            steps.append({"step": name, "status": "not run", "seconds": 0.0})
-            continue
-        if argv is None:
-            steps.append({"step": name, "status": "reused", "seconds": 0.0})
-            hint = " (--redo-checks to rerun)" if name == "check" else ""
-            log(f"[reproduce] {name}: reusing records under {root / ('checks' if name == 'check' else 'bench')}{hint}")
-            continue
-        log(f"[reproduce] w2sg {' '.join(argv)}")
-        t0 = time.perf_counter()
-        rc = _subcommand(argv)
-        dt = time.perf_counter() - t0
-        status = "missing" if rc is None else ("ok" if rc == 0 else f"exit {rc}")
-        if rc is None:
-            log(f"[reproduce] `w2sg {name}` is not installed in this checkout; skipped")
-        steps.append({"step": name, "status": status, "seconds": round(dt, 1)})
-        if rc in (2, 130):  # the step refused its input (it printed why) or was interrupted
-            refused = rc
-            log(f"[reproduce] stopping: `w2sg {name}` exited with status {rc}")
-    if refused is not None:
-        return {"steps": steps, "figures": [], "refused": refused}
-    log("[reproduce] w2sg figs")
-    t0 = time.perf_counter()
-    problems = _audit(root, False)
-    if problems:
-        steps.append({"step": "records", "status": f"{len(problems)} unusable", "seconds": 0.0})
-    results = build_all(root)
-    steps.append({"step": "figs", "status": "ok", "seconds": round(time.perf_counter() - t0, 1)})
-    return {"steps": steps, "figures": results, "refused": None}
+              log=print, finetune: bool = False, device: str | None = None,
+              tune: dict | None = None) -> dict:
+    """:func:`paper_figs.reproduce.reproduce` (the steps as functions)."""
+    from .reproduce import reproduce as _reproduce
+    return _reproduce(root, quick, redo_checks, skip_runs, log=log, finetune=finetune,
+                      device=device, tune=tune)
 
 
 def cmd_reproduce(args) -> int:

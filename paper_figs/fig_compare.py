@@ -14,25 +14,34 @@ TITLE = "Paired accuracy difference to CE per loss, with 95% intervals, per nois
 BASELINE, METRIC = "ce", "acc"
 
 
-def make(root, figures_dir) -> FigureResult:
+def data(root) -> dict:
+    """The run table and the paired comparison (``table``), or ``skip``: why there is none."""
     runs = tidy_runs(root)
     if not runs.rows:
-        return skipped(NAME, TITLE, f"no run records under {root}/runs (run `w2sg run`)")
+        return {"skip": f"no run records under {root}/runs (run `w2sg run`)"}
     if BASELINE not in {r["loss"] for r in runs.rows}:
-        return skipped(NAME, TITLE, f"no {BASELINE} runs to compare against")
+        return {"skip": f"no {BASELINE} runs to compare against"}
     table = compare.compare(runs.rows, BASELINE, METRIC, CONFIDENCE, N_RESAMPLES, SEED, ALPHA)
     if not table:
-        return skipped(NAME, TITLE, f"only {BASELINE} runs: nothing to compare")
+        return {"skip": f"only {BASELINE} runs: nothing to compare"}
+    return {"runs": runs, "table": table}
+
+
+def plot(d):
+    runs, table = d["runs"], d["table"]
     modes = sorted({r["mode"] for r in table})
     noises = sorted({r["noise"] for r in table})
     losses = style.order_losses(r["loss"] for r in table)
-    fig, axes = style.new_figure(ncols=len(noises), nrows=len(modes),
-                                 width=max(style.COLUMN_WIDTH, 1.55 * len(noises)) + 0.6,
-                                 height=0.9 + 0.22 * len(losses) * len(modes), sharey=True)
+    ncols = min(len(noises), 3)
+    nrows = len(modes) * -(-len(noises) // ncols)
+    fig, axes = style.new_figure(ncols=ncols, nrows=nrows, width=style.PAGE_WIDTH,
+                                 height=1.0 + 0.2 * len(losses) * nrows, sharey=True, sharex=True)
     ypos = {l: -i for i, l in enumerate(losses)}
+    for a in axes.flat[len(modes) * len(noises):]:
+        a.set_visible(False)
     for i, mode in enumerate(modes):
         for j, noise in enumerate(noises):
-            ax = axes[i, j]
+            ax = axes.flat[i * len(noises) + j]
             here = [r for r in table if r["mode"] == mode and r["noise"] == noise]
             if not here:  # this student mode was not run at this noise level
                 ax.set_title(f"noise {noise:g}" + (f" · {mode}" if len(modes) > 1 else ""), fontsize=7)
@@ -57,15 +66,24 @@ def make(root, figures_dir) -> FigureResult:
                                 ha="center", fontsize=8, color=kw["color"])
             ax.set_title(f"noise {noise:g}" + (f" · {mode}" if len(modes) > 1 else ""), fontsize=7)
             ax.margins(x=0.15)
-            if i == len(modes) - 1:
-                ax.set_xlabel(f"accuracy − {style.label(BASELINE)} (points)", fontsize=6.5)
-        axes[i, 0].set_yticks([ypos[l] for l in losses], [style.label(l) for l in losses])
-    n_pairs = sorted({r["n_pairs"] for r in table})
+            ax.set_xlabel(f"accuracy − {style.label(BASELINE)} (points)", fontsize=7.5)
+            ax.tick_params(labelbottom=True)
+    for a in axes[:, 0]:
+        a.set_yticks([ypos[l] for l in losses], [style.label(l) for l in losses])
     n_pairs = sorted({r["n_pairs"] for r in table})
     fig.suptitle(f"Paired difference to {style.label(BASELINE)} with {CONFIDENCE:.0%} bootstrap interval — "
                  f"{len(runs.sources)} run records, pairs per row: {', '.join(map(str, n_pairs))}\n"
                  f"filled, *: Holm-adjusted Wilcoxon p < {ALPHA:g} and interval excludes 0; "
-                 "hollow: not significant", fontsize=6.5)
+                 "hollow: not significant; x-axis shared by all panels", fontsize=7.5)
+    return fig
+
+
+def make(root, figures_dir) -> FigureResult:
+    d = data(root)
+    if "skip" in d:
+        return skipped(NAME, TITLE, d["skip"])
+    fig = plot(d)
+    runs, table = d["runs"], d["table"]
     sig = [f"{r['loss']}@{r['noise']:g}/{r['mode']}: {r['mean_diff']:+.2f}" for r in table if r["significant"]]
     caption = (f"Paired comparison (`w2sg compare --baseline {BASELINE} --metric {METRIC}`). For each "
                "loss and label-noise level: mean over runs matched on (task, weak supervisor, seed) "
@@ -77,7 +95,7 @@ def make(root, figures_dir) -> FigureResult:
                f"Significant: {'; '.join(sig) if sig else 'none'}. "
                f"Missing pair members: {sum(r['n_missing'] for r in table)}. "
                f"Unreadable records: {len(runs.unreadable)}.")
-    sources = [f"{len(runs.sources)} records under <results root>/runs/:"] + runs.sources
+    sources = list(runs.sources)
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
     summary = {"rows": [{k: r[k] for k in ("mode", "noise", "loss", "n_pairs", "mean_diff", "ci_low",
                                              "ci_high", "p_holm", "significant")} for r in table]}

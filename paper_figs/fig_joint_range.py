@@ -13,7 +13,9 @@ from .common import FigureResult, files, theory_source
 
 NAME = "c3_joint_range"
 TITLE = "C3: joint range of D_f and TV (tight curve vs classical bounds)"
-GENERATORS = ("kl", "pearson", "hellinger", "js", "jeffreys", "tv")  # reverse_kl: same curve as kl
+from theory.loss_table import FDIV_LOSSES  # noqa: E402
+
+GENERATORS = tuple(n for n in FDIV_LOSSES if n != "reverse_kl")  # reverse_kl: same curve as kl
 
 
 def compute(points: int = 120) -> dict:
@@ -42,10 +44,12 @@ def compute(points: int = 120) -> dict:
     return out
 
 
-def make(root, figures_dir) -> FigureResult:
-    data = compute()
-    fig, axes = style.new_figure(ncols=3, nrows=2, width=2 * style.COLUMN_WIDTH, height=4.2)
-    summary = {}
+def data(root=None) -> dict:
+    return compute()
+
+
+def plot(data):
+    fig, axes = style.new_figure(ncols=2, nrows=3, width=style.PAGE_WIDTH, height=9.0)
     for ax, name in zip(axes.flat, GENERATORS):
         d = data[name]
         kw = style.line_kw(name, markers=False)
@@ -55,20 +59,26 @@ def make(root, figures_dir) -> FigureResult:
         ax.plot(d["env_deltas"], d["envelope"], ls="none", marker="o", ms=2.5, color="#444444",
                 label="convex envelope")
         grey = ["#999999", "#666666", "#BBBBBB"]
-        summary[name] = []
         for i, b in enumerate(d["bounds"]):
             ax.plot(d["deltas"], b["values"], color=grey[i % 3] if not b["tight"] else "#222222",
                     ls="-" if b["tight"] else ":", lw=1.0,
                     label=f"{b['name']}{' (tight)' if b['tight'] else ''}")
-            summary[name].append({k: b[k] for k in ("name", "tight", "valid", "max_relative_gap")})
         top = float(np.nanmax(d["curve"][d["deltas"] <= 0.9])) * 1.3
         ax.set_ylim(0, top if np.isfinite(top) and top > 0 else 1)
         ax.set_xlim(0, 1)
         ax.set_title(style.label(name) + (" (= reverse KL)" if name == "kl" else ""))
         ax.set_xlabel("TV δ")
         ax.set_ylabel("D_f")
-        ax.legend(loc="upper left", frameon=False, fontsize=5.5)
-    fig.suptitle("C3 joint range with TV — from theory.joint_range (no records needed)", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, fontsize=7)
+    fig.suptitle("C3 joint range with TV — from theory.joint_range (no records needed)", fontsize=9)
+    return fig
+
+
+def make(root, figures_dir) -> FigureResult:
+    data = compute()
+    fig = plot(data)
+    summary = {name: [{k: b[k] for k in ("name", "tight", "valid", "max_relative_gap")}
+                      for b in data[name]["bounds"]] for name in GENERATORS}
     caption = ("C3. Tight lower curve L_f(δ) = inf{D_f(P‖Q): TV(P,Q)=δ} (two-point infimum, "
                "Vajda 1972; Harremoës & Vajda 2011) per generator, its convex envelope (dots), and "
                "the classical closed forms (solid black: tight everywhere on (0,1); dotted: valid "
@@ -82,7 +92,7 @@ def make(root, figures_dir) -> FigureResult:
     note = ""
     if c3:
         note = (f"Numerical check of this curve (w2sg check, {'quick' if c3.get('quick') else 'full'}): "
-                f"C3 {c3['status']}, worst slack {c3['worst_slack']}.")
+                f"C3 {c3['status']}, worst slack {style.as_text(c3['worst_slack'])}.")
         caption += " " + note
         sources.append(c3["source"])
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)

@@ -2,7 +2,7 @@
 
 ``python3 -m paper_figs.gallery [--out RESULTS_ROOT] [--dest docs/figures]``: every PNG
 under ``<root>/figures`` (from ``w2sg figs``) is resized to at most 1000 px wide and saved
-under 200 KB, with its caption file next to it.
+under 200 KB, with its caption file and its list of records (``.records.json``) next to it.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def main(argv=None) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     for png in sorted(src.glob("*.png")):
         size = shrink(png, dest / png.name)
-        txt = png.with_suffix(".txt")
-        if txt.exists():
-            shutil.copyfile(txt, dest / txt.name)
+        for side in (png.with_suffix(".txt"), png.with_suffix(".records.json")):
+            if side.exists():
+                shutil.copyfile(side, dest / side.name)
         print(f"{dest / png.name}  {size / 1024:.0f} KB")
     return 0
 

@@ -4,7 +4,12 @@ the ones inside functions):
 - ``theory/`` imports only the standard library, sympy, numpy, scipy and mpmath;
 - no module imports another module's ``_private`` name;
 - the module import graph of the toolkit has no cycle;
-- the leaf modules (errors, output, strict JSON, records) import nothing of the toolkit but leaves.
+- the leaf modules (errors, output, strict JSON, records) import nothing of the toolkit but leaves;
+- each package imports only the packages before it in the order docs/ARCHITECTURE.md states.
+
+Dynamic imports count: ``importlib.import_module(NAME)`` and ``__import__(NAME)`` with a
+literal name, a module-level tuple/list of literal names, or a ``for`` variable running over
+such a tuple are followed like import statements.
 """
 from __future__ import annotations
 
@@ -38,11 +43,57 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
+def _literal_names(node) -> list[str] | None:
+    """The strings of a literal ``"a"`` or ``("a", "b")`` / ``["a", "b"]``, else ``None``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        out = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        return out if len(out) == len(node.elts) else None
+    return None
+
+
+def _dynamic_imports(tree) -> list[tuple[str, int]]:
+    """``(module, line)`` for ``importlib.import_module(X)`` / ``import_module(X)`` /
+    ``__import__(X)`` where ``X`` is a literal name, a name bound at module level to a
+    literal tuple/list of names, or a ``for`` variable over one of those."""
+    tables: dict[str, list[str]] = {}
+    for node in tree.body:  # module-level NAME = ("a", "b")
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            names = _literal_names(node.value)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if names is not None and isinstance(t, ast.Name):
+                    tables[t.id] = names
+    loops: dict[str, list[str]] = {}
+    for node in ast.walk(tree):  # for NAME in TABLE / in ("a", "b")
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            it = node.iter
+            names = tables.get(it.id) if isinstance(it, ast.Name) else _literal_names(it)
+            if names is not None:
+                loops.setdefault(node.target.id, []).extend(names)
+    out = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        fn = node.func
+        called = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
+        if called not in ("import_module", "__import__"):
+            continue
+        arg = node.args[0]
+        names = _literal_names(arg)
+        if names is None and isinstance(arg, ast.Name):
+            names = tables.get(arg.id) or loops.get(arg.id)
+        out.extend((n, node.lineno) for n in names or ())
+    return out
+
+
 def _imports(name: str, path: Path) -> list[tuple[str, tuple[str, ...], int]]:
-    """``(imported module, names taken from it, line)`` for every import statement."""
+    """``(imported module, names taken from it, line)`` for every import statement and every
+    dynamic import of a literal name (:func:`_dynamic_imports`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_pkg = path.name == "__init__.py"
-    out = []
+    out = [(mod, (), line) for mod, line in _dynamic_imports(tree)]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -159,6 +210,57 @@ def test_leaf_modules_import_only_leaves(leaf):
         pytest.skip(f"{leaf} does not exist")
     deps = _graph()[leaf]
     assert deps <= LEAVES | {"w2sg"}, f"{leaf} imports {sorted(deps - LEAVES)}"
+
+
+def package_order() -> dict[str, int]:
+    """The rank of each package from docs/ARCHITECTURE.md's line ``Package order: a < b = c < …``
+    (``=``: side by side, neither imports the other)."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    line = next(l for l in text.splitlines() if l.startswith("Package order:"))
+    ranks = {}
+    for rank, group in enumerate(line.split(":", 1)[1].strip().rstrip(".").split("<")):
+        for pkg in group.split("="):
+            ranks[pkg.strip().strip("`").rstrip("/")] = rank
+    return ranks
+
+
+def _order_violations(graph: dict[str, set[str]], ranks: dict[str, int], leaves=LEAVES) -> list[str]:
+    bad = []
+    for name, deps in graph.items():
+        pkg = name.split(".")[0]
+        for dep in deps:
+            dpkg = dep.split(".")[0]
+            if dpkg == pkg or dep in leaves or dep == "w2sg" or pkg not in ranks or dpkg not in ranks:
+                continue
+            if ranks[dpkg] >= ranks[pkg]:
+                bad.append(f"{name} imports {dep} ({pkg} is not above {dpkg})")
+    return sorted(bad)
+
+
+def test_the_documented_package_order_is_the_import_order():
+    ranks = package_order()
+    assert set(ranks) == set(PACKAGES), ranks
+    bad = _order_violations(_graph(), ranks)
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_below_the_command_line_imports_it():
+    users = sorted(n for n, deps in _graph().items() if "w2sg.cli" in deps and n != "w2sg.__main__")
+    assert users == [], users
+
+
+def test_the_checker_follows_dynamic_imports_and_the_order(tmp_path):
+    """A cycle made only of ``importlib`` calls (a literal, a table of names, ``__import__``)
+    and an import against the package order are both caught."""
+    low, top = tmp_path / "low.py", tmp_path / "top.py"
+    top.write_text("import importlib\nPARTS = ('low', 'other')\n"
+                   "def f():\n    for n in PARTS:\n        importlib.import_module(n)\n")
+    low.write_text("def g():\n    return __import__('top')\n")
+    assert _imports("top", top) == [("low", (), 5), ("other", (), 5), ("importlib", (), 1)]
+    graph = _graph({"low": low, "top": top})
+    assert _cycles(graph) == ["low -> top -> low"]
+    ranked = {"low.x": {"top.y"}, "top.y": {"low.x"}}
+    assert _order_violations(ranked, {"low": 0, "top": 1}) == ["low.x imports top.y (low is not above top)"]
 
 
 def test_the_checker_sees_a_cycle_and_a_private_import(tmp_path):

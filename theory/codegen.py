@@ -49,6 +49,7 @@ def f_numpy(gen: Generator) -> Callable:
     return numpy_function(gen.expr, T)
 
 
+@functools.lru_cache(maxsize=256)
 def fprime_numpy(gen: Generator) -> Callable:
     """``t ↦ f'(t)`` (numpy)."""
     return numpy_function(sp.diff(gen.expr, T), T)

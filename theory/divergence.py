@@ -45,9 +45,19 @@ def divergence(gen: Generator, p, q, axis: int = -1) -> np.ndarray:
 
 
 def binary_divergence(gen: Generator, s, w) -> np.ndarray:
-    """``D_f((s, 1−s) ‖ (w, 1−w))`` elementwise for probabilities ``s``, ``w`` of class 1."""
+    """``D_f((s, 1−s) ‖ (w, 1−w))`` elementwise for probabilities ``s``, ``w`` of class 1.
+
+    When every ``s`` and ``w`` lies in ``(0, 1)`` it is ``w f(s/w) + (1−w) f((1−s)/(1−w))``
+    directly (the same numbers as :func:`divergence`, without its bookkeeping: the numeric
+    checks call it inside optimisers); otherwise :func:`divergence` applies the conventions
+    at 0 and 1.
+    """
     s = np.asarray(s, dtype=float)
     w = np.asarray(w, dtype=float)
+    if np.all((s > 0) & (s < 1) & (w > 0) & (w < 1)):
+        f = f_numpy(gen)
+        with np.errstate(all="ignore"):
+            return w * f(s / w) + (1 - w) * f((1 - s) / (1 - w))
     return divergence(gen, np.stack([s, 1 - s], -1), np.stack([w, 1 - w], -1))
 
 

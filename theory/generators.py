@@ -30,6 +30,8 @@ import numpy as np
 import sympy as sp
 
 from .convexity import check_convex
+from .loss_table import GENERATOR_NAMES
+from .loss_table import PAPER_LOSSES as _TABLE_PAPER_LOSSES
 from .parsing import MAX_DIGITS, MAX_EXPONENT, T, GeneratorError, parse_generator
 
 __all__ = ["Generator", "GeneratorError", "get_generator", "NAMED", "PAPER_LOSSES",
@@ -55,11 +57,12 @@ _DESCRIPTIONS = {
     "jeffreys": "Jeffreys KL(S‖W)+KL(W‖S)",
     "tv": "total variation",
 }
-#: The named generators, in the paper's legend order (then the extras).
-NAMED: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl",
-                          "neyman", "tv")
+#: The named generators, in the paper's legend order (then the extras), from the one loss
+#: table (:mod:`theory.loss_table`).
+NAMED: tuple[str, ...] = GENERATOR_NAMES
 #: The f-divergence losses the paper trains with (``ce`` is a loss, not a generator).
-PAPER_LOSSES: tuple[str, ...] = ("kl", "pearson", "hellinger", "js", "jeffreys", "reverse_kl")
+PAPER_LOSSES: tuple[str, ...] = _TABLE_PAPER_LOSSES
+assert set(NAMED) == set(_NAMED_EXPRS) == set(_DESCRIPTIONS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -232,15 +232,19 @@ def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
 
 def test_reproduce_finetune_adds_the_preset_step(monkeypatch, tmp_path):
     import paper_figs.build as B
-    import paper_figs.cli as C
+    import paper_figs.reproduce as R
     calls = []
-    monkeypatch.setattr(C, "_subcommand", lambda argv: calls.append(argv) or 0)
+    for name in list(R.STEPS):
+        monkeypatch.setitem(R.STEPS, name, lambda root, log=None, _n=name, **kw: calls.append((_n, kw)) or 0)
     monkeypatch.setattr(B, "build_all", lambda root, only=None: [])
-    out = C.reproduce(tmp_path, quick=True, log=lambda *a: None, finetune=True, device="cpu")
-    runs = [a for a in calls if a[0] == "run"]
-    assert runs == [["run", "--quick", "--out", str(tmp_path)],
-                    ["run", "--preset", "finetune", "--device", "cpu", "--out", str(tmp_path)]]
+    out = R.reproduce(tmp_path, quick=True, log=lambda *a: None, finetune=True, device="cpu")
+    runs = [a for a in calls if a[0].startswith("run")]
+    assert runs == [("run", {"quick": True, "tune": None}),
+                    ("run-finetune", {"quick": False, "finetune": True, "device": "cpu"})]
     assert [s["step"] for s in out["steps"]][:2] == ["run", "run-finetune"]
     calls.clear()
-    C.reproduce(tmp_path, quick=True, log=lambda *a: None)  # without --finetune: no preset run
-    assert not any("--preset" in a for a in calls)
+    R.reproduce(tmp_path, quick=True, log=lambda *a: None)  # without --finetune: no preset run
+    assert not any(kw.get("finetune") for _, kw in calls)
+    from experiments.runner import FINETUNE_SWEEP
+    sweep = R.sweep_for(False, finetune=True, device="cpu")
+    assert sweep["tasks"] == FINETUNE_SWEEP["tasks"] and sweep["finetune"]["device"] == "cpu"

@@ -114,11 +114,14 @@ def test_build_all_writes_every_figure_with_captions(root):
     cap = (root / "figures" / "main_accuracy_vs_noise.txt").read_text()
     from experiments.runner import run_path
     ce0 = next(c for c in syn.expand(syn.sweep())[1] if (c["loss"], c["noise"], c["seed"]) == ("ce", 0.0, 0))
-    assert str(run_path(ce0, root).relative_to(root)) in cap and "Made from" in cap
-    assert "checks/C4.json" in (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
-    assert "checks/counterexamples/c5_pearson_kl_s7_0.json" in \
-        (root / "figures" / "c4_c5_bounds_vs_measured.txt").read_text()
-    assert f"bench/{syn.BENCH_NAME}" in (root / "figures" / "cost_per_step.txt").read_text()
+    # the caption summarises the records; the sidecar lists every one
+    side = lambda n: json.loads((root / "figures" / f"{n}.records.json").read_text())["sources"]  # noqa: E731
+    n_runs = len(syn.LOSSES) * len(syn.NOISES) * len(syn.SEEDS)
+    assert f"Made from: {n_runs} records: {n_runs} in runs/toy_task/" in cap and len(cap.splitlines()) == 3
+    assert str(run_path(ce0, root).relative_to(root)) in side("main_accuracy_vs_noise")
+    assert "checks/C4.json" in side("c4_c5_bounds_vs_measured")
+    assert "checks/counterexamples/c5_pearson_kl_s7_0.json" in side("c4_c5_bounds_vs_measured")
+    assert f"bench/{syn.BENCH_NAME}" in side("cost_per_step")
     assert "theory/" in (root / "figures" / "c3_joint_range.txt").read_text()
     # the main figure plots the losses in the paper's legend order
     assert fig_main.compute(readers.read_runs(root))["losses"] == ["ce", "kl", "pearson", "reverse_kl"]
@@ -126,6 +129,11 @@ def test_build_all_writes_every_figure_with_captions(root):
     assert results["c4_c5_bounds_vs_measured"].summary["C4"]["inside_interval"] == 4
     index = json.loads((root / "figures" / "index.json").read_text())
     assert [i["name"] for i in index] == figure_names()
+    import re
+    for name in figure_names():  # rounded numbers, no Python dict syntax, a short caption
+        text = (root / "figures" / f"{name}.txt").read_text()
+        assert not re.search(r"\d\.\d{6,}", text) and "{'" not in text, (name, text)
+        assert len(text.splitlines()) == 3, name
 
 
 def test_missing_records_skip_with_message(tmp_path):
@@ -147,22 +155,51 @@ def test_cli_figs_json_and_errors(root, capsys):
     assert "unknown figure" in capsys.readouterr().err
 
 
+def _record_steps(monkeypatch):
+    from paper_figs import reproduce
+    calls = []
+    for name in list(reproduce.STEPS):
+        monkeypatch.setitem(reproduce.STEPS, name,
+                            lambda root, log=None, _n=name, **kw: calls.append((_n, kw)) or 0)
+    return calls
+
+
 def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkeypatch):
     from paper_figs import cli
-    calls = []
-    monkeypatch.setattr(cli, "_subcommand", lambda argv: calls.append(argv) or 0)
+    calls = _record_steps(monkeypatch)
     out = cli.reproduce(root, quick=True, log=lambda *_: None)
-    assert calls == [["run", "--quick", "--out", str(root)],  # checks and bench exist: reused
-                     ["compare", "--out", str(root)]]
+    assert calls == [("run", {"quick": True, "tune": None}),  # checks and bench exist: reused
+                     ("compare", {})]
     assert [s["step"] for s in out["steps"]] == ["run", "check", "bench", "compare", "figs"]
     assert out["steps"][1]["status"] == "reused" and out["steps"][2]["status"] == "reused"
     calls.clear()
     empty = tmp_path / "empty"
-    out = cli.reproduce(empty, quick=False, log=lambda *_: None)
-    assert calls == [["run", "--out", str(empty)], ["check", "--out", str(empty)],
-                     ["bench", "--quick", "--what", "training,kernels", "--compile", "none",
-                      "--out", str(empty)], ["compare", "--out", str(empty)]]
+    out = cli.reproduce(empty, quick=False, log=lambda *_: None, tune={"lr": [0.1]})
+    assert calls == [("run", {"quick": False, "tune": {"lr": [0.1]}}), ("check", {"quick": False}),
+                     ("bench", {}), ("compare", {})]
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
+
+
+def test_reproduce_stops_after_a_refused_step(tmp_path, monkeypatch, capsys):
+    from paper_figs import reproduce
+    from w2sg.errors import UsageError
+    calls = _record_steps(monkeypatch)
+
+    def refuse(root, log=None, **kw):
+        raise UsageError("no data")
+    monkeypatch.setitem(reproduce.STEPS, "run", refuse)
+    lines = []
+    out = reproduce.reproduce(tmp_path, quick=True, log=lines.append)
+    assert out["refused"] == 2 and calls == [] and out["figures"] == []
+    assert [s["status"] for s in out["steps"]] == ["exit 2", "not run", "not run", "not run"]
+    assert capsys.readouterr().err == "w2sg run: error: no data\n"
+
+
+def test_the_sweep_of_reproduce_is_the_run_commands(monkeypatch):
+    from experiments.runner import QUICK_SWEEP
+    from paper_figs.reproduce import sweep_for
+    assert sweep_for(True) == QUICK_SWEEP
+    assert sweep_for(True, tune={"lr": [1]})["tune"] == {"lr": [1]}
 
 
 def test_reproduce_cli_skip_runs(root, capsys):
@@ -193,3 +230,108 @@ def test_figs_refuses_an_unknown_schema_in_one_line(root, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(victim) in err and "schema" in err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- print size
+def _display_points(line, densify: int = 30) -> np.ndarray:
+    """The display coordinates a line is drawn through (segments sampled when it has a
+    line style; only its vertices when it is markers only)."""
+    xy = np.asarray(line.get_xydata(), float)
+    if xy.size == 0:
+        return np.zeros((0, 2))
+    disp = line.get_transform().transform(xy)
+    disp = disp[np.isfinite(disp).all(axis=1)]
+    if line.get_linestyle() in ("None", "none", "", " ") or len(disp) < 2:
+        return disp
+    t = np.linspace(0, 1, densify)[:, None, None]
+    segs = disp[:-1][None] * (1 - t) + disp[1:][None] * t
+    return segs.reshape(-1, 2)
+
+
+def _inside(box, pts, pad: float = 1.0) -> np.ndarray:
+    return ((pts[:, 0] > box.x0 + pad) & (pts[:, 0] < box.x1 - pad)
+            & (pts[:, 1] > box.y0 + pad) & (pts[:, 1] < box.y1 - pad))
+
+
+def legend_overlaps(fig) -> list[str]:
+    """Every legend box of ``fig`` that covers a drawn point of a line or collection inside
+    an axes (what is outside an axes is clipped, not drawn)."""
+    if not hasattr(fig.canvas, "get_renderer"):  # a closed pyplot figure: draw it with Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    bad = []
+    for leg in legends:
+        box = leg.get_window_extent(r)
+        for i, ax in enumerate(fig.axes):
+            if not ax.get_visible():
+                continue
+            axbox = ax.get_window_extent(r)
+            for line in ax.get_lines():
+                if not line.get_visible():
+                    continue
+                pts = _display_points(line)
+                pts = pts[_inside(axbox, pts, 0)]
+                if _inside(box, pts).any():
+                    bad.append(f"axes {i}: legend over line {line.get_label()!r}")
+            for coll in ax.collections:
+                offs = np.asarray(coll.get_offsets(), float)
+                pts = coll.get_offset_transform().transform(offs) if offs.size else np.zeros((0, 2))
+                for path in coll.get_paths():
+                    v = path.vertices
+                    if len(v):
+                        pts = np.vstack([pts, coll.get_transform().transform(v)])
+                pts = pts[np.isfinite(pts).all(axis=1)]
+                pts = pts[_inside(axbox, pts, 0)]
+                if _inside(box, pts).any():
+                    bad.append(f"axes {i}: legend over collection {coll.get_label()!r}")
+    return bad
+
+
+def test_legend_overlap_check_can_fail():
+    fig, axes = style.new_figure()
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], label="diagonal")
+    ax.legend(loc="center")
+    assert legend_overlaps(fig) == ["axes 0: legend over line 'diagonal'"]
+    ax.get_legend().remove()
+    style.legend_below(ax)
+    assert legend_overlaps(fig) == []
+
+
+def test_every_figure_prints_at_page_width_without_legends_over_data(root, monkeypatch):
+    made = {}
+    original = style.save_figure
+
+    def keep(fig, figures_dir, name, caption, sources):
+        paths = original(fig, figures_dir, name, caption, sources)
+        made[name] = fig
+        return paths
+    monkeypatch.setattr(style, "save_figure", keep)
+    results = build_all(root)
+    assert all(r.status == "made" for r in results), [(r.name, r.message) for r in results]
+    assert set(made) == set(figure_names())
+    for name, fig in made.items():
+        w, h = fig.get_size_inches()
+        assert w <= 7.2 and h <= 9.5, (name, w, h)
+        assert legend_overlaps(fig) == [], name
+        # the saved PNG (tight bounding box) is no wider than the page either
+        from PIL import Image
+        px_w = Image.open(root / "figures" / f"{name}.png").size[0]
+        assert px_w / 200 <= 7.6, (name, px_w)
+
+
+def test_every_loss_of_the_table_has_its_own_style():
+    from theory.loss_table import LOSS_ORDER
+    assert set(style.STYLE) == set(LOSS_ORDER)
+    assert len({style.STYLE[n] for n in LOSS_ORDER}) == len(LOSS_ORDER)
+    assert style.COLORS["js"] != "#F0E442"  # the faint Okabe–Ito yellow is not used for markers
+    a, b = style.line_kw("(t-1)**4"), style.line_kw("t**3-1")
+    assert (a["marker"], a["color"]) != (b["marker"], b["color"])
+
+
+def test_captions_round_numbers():
+    assert style.round_sig({"a": [0.123456789, 12345.678], "b": 1e-7 / 3}) == \
+        {"a": [0.123, 12300.0], "b": 3.33e-08}
