@@ -29,8 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--pool", type=int, help="texts per task pool (default: per task)")
     p.add_argument("--quick", action="store_true", help="small sweep (< 3 min)")
     p.add_argument("--preset", choices=("finetune",),
-                   help="a named sweep: finetune = fine-tuned students on vader_cls, 6 losses × "
-                        "noise 0/0.2/0.4 × 3 seeds (~25 min on 2 idle CPU cores; docs/finetune.md; "
+                   help="a named sweep: finetune = fine-tuned students (top layer on cached "
+                        "activations, lr tuned per loss) on vader_cls × both weak models, 7 losses × "
+                        "noise 0/0.4 × 10 seeds (~40 min on 2 idle CPU cores; docs/finetune.md; "
                         "flags override it)")
     p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
     p.add_argument("--workers", type=int, help="parallel local processes (default 2)")
@@ -43,6 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--finetune", action="store_true",
                    help="fine-tune the whole strong encoder (student and ceiling; slow: small runs "
                         "only, or --preset finetune)")
+    p.add_argument("--finetune-layers", default=None, metavar="K|all",
+                   help="fine-tuning: train only the top K transformer layers (on cached hidden "
+                        "states of the frozen ones) or all of the encoder (the GPU setting)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or auto (default): where fine-tuned and LLM runs train "
                         "(bf16 autocast on CUDA when supported); linear heads always use the CPU")
@@ -144,6 +148,11 @@ def resolve_sweep(args) -> tuple[dict, dict]:
         sweep["finetune"] = {**FINETUNE_DEFAULTS, **sweep.get("finetune", {}), **ft}
         # the resolved device is part of the config (bf16 on CUDA changes results)
         sweep["finetune"]["device"] = device or device_arg(ft.get("device", "auto"))
+        if getattr(args, "finetune_layers", None) is not None:
+            sweep["finetune"]["layers"] = _layers_arg(args.finetune_layers)
+        _validate_finetune(sweep["finetune"])
+    elif getattr(args, "finetune_layers", None) is not None:
+        raise _usage("--finetune-layers needs --finetune or --preset finetune")
     _validate(sweep)
     out = args.out if args.out is not None else cfg.get("out")
     from w2sg.paths import results_dir
@@ -165,6 +174,71 @@ def device_arg(device: str | None) -> str | None:
         return resolve_device(str(device))
     except ValueError as exc:
         raise _usage(str(exc)) from None
+
+
+def _layers_arg(value: str):
+    """``--finetune-layers``: ``all`` or a positive integer (checked against the encoder's
+    depth by :func:`_validate_finetune`)."""
+    if str(value) == "all":
+        return "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise _usage(f"--finetune-layers must be 'all' or a number of layers, got {value!r}") from None
+
+
+#: Transformer layers of the strong encoder (MiniLM-L6).
+_ENCODER_LAYERS = 6
+
+
+def _validate_recipe(ft: dict) -> None:
+    """The keys of the fine-tuning recipe added for issue 20 (layers, schedule, dropout,
+    selection, lr tuning)."""
+    k = ft["layers"]
+    if k != "all" and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= _ENCODER_LAYERS):
+        raise _usage(f"[finetune] layers must be 'all' or an integer in 1..{_ENCODER_LAYERS}, got {k!r}")
+    if ft["schedule"] not in ("linear", "constant"):
+        raise _usage(f"[finetune] schedule must be 'linear' or 'constant', got {ft['schedule']!r}")
+    if ft["select"] not in ("last", "best"):
+        raise _usage(f"[finetune] select must be 'last' or 'best', got {ft['select']!r}")
+    for key in ("warmup", "dropout"):
+        if isinstance(ft[key], bool) or not isinstance(ft[key], (int, float)) or not 0 <= ft[key] < 1:
+            raise _usage(f"[finetune] {key} must be a number in [0, 1), got {ft[key]!r}")
+    if ft["tune"] is False:  # TOML has no null: `tune = false` switches tuning off
+        ft["tune"] = None
+    tune = ft["tune"]
+    if tune is None:
+        return
+    from .finetune_tune import TUNE_DEFAULT
+    if not isinstance(tune, dict) or set(tune) - set(TUNE_DEFAULT):
+        raise _usage(f"[finetune.tune] must be a table with keys {', '.join(TUNE_DEFAULT)}")
+    tune = ft["tune"] = {**TUNE_DEFAULT, **tune}
+    lrs, seeds = tune["lr"], tune["seeds"]
+    if (not isinstance(lrs, list) or not lrs
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < 1 for x in lrs)):
+        raise _usage(f"[finetune.tune] lr must be a list of numbers in (0, 1), got {lrs!r}")
+    if (not isinstance(seeds, list) or not seeds
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)):
+        raise _usage(f"[finetune.tune] seeds must be a list of integers ≥ 0, got {seeds!r}")
+    if tune["select"] not in ("weak", "oracle"):
+        raise _usage(f"[finetune.tune] select must be 'weak' or 'oracle', got {tune['select']!r}")
+    if tune["noise"] is not None and (isinstance(tune["noise"], bool)
+                                      or not isinstance(tune["noise"], (int, float))):
+        raise _usage(f"[finetune.tune] noise must be a number or absent, got {tune['noise']!r}")
+
+
+def _validate_finetune(ft: dict) -> None:
+    _validate_recipe(ft)
+    for key in ("epochs", "batch_size", "max_length"):
+        if not isinstance(ft[key], int) or isinstance(ft[key], bool) or ft[key] < 1:
+            raise _usage(f"[finetune] {key} must be a positive integer, got {ft[key]!r}")
+    for key in ("max_steps", "eval_every", "patience"):
+        if not isinstance(ft[key], int) or isinstance(ft[key], bool) or ft[key] < 0:
+            raise _usage(f"[finetune] {key} must be an integer ≥ 0, got {ft[key]!r}")
+    if not isinstance(ft["lr"], (int, float)) or not 0 < ft["lr"] < 1:
+        raise _usage(f"[finetune] lr must be a number in (0, 1), got {ft['lr']!r}")
+    if ft["max_length"] < 4 or ft["max_length"] > 512:
+        raise _usage(f"[finetune] max_length must be in [4, 512], got {ft['max_length']!r}")
 
 
 def _validate(sweep: dict) -> None:
@@ -189,6 +263,10 @@ def _validate(sweep: dict) -> None:
             make_loss(str(loss))
         except ValueError as exc:
             raise _usage(str(exc)) from None
+    tune = (sweep.get("finetune") or {}).get("tune")
+    if tune and set(tune["seeds"]) & set(range(sweep["seeds"])):
+        raise _usage(f"[finetune.tune] seeds {tune['seeds']} overlap the evaluation seeds "
+                     f"0..{sweep['seeds'] - 1}; tuning seeds must be disjoint from them")
     check_sizes(sweep["tasks"], sweep["sizes"], sweep["pool"], DEFAULT_POOL)
 
 

@@ -18,6 +18,19 @@ Token cache (for fine-tuning, :func:`tokenize_cached`):
 ``<data cache>/tokens/minilm-l6-<dataset>-<text hash>-len<max_length>.npy``, an ``int32``
 array ``(n, 1 + max_length)``: column 0 the sequence length (with ``[CLS]``/``[SEP]``),
 then the token ids padded with the tokenizer's pad id.
+
+Hidden-state cache (for top-K fine-tuning, :func:`hidden_states_cached`): the hidden states
+entering transformer layer ``layer`` (``0``: the embedding output) of every text of a pool,
+computed once (lower layers frozen, eval mode, no gradients) and stored as
+``<data cache>/hidden/<model>-<dataset>-<key>-len<max_length>-layer<layer>-<dtype>.npz``
+with a sidecar ``.json``.  ``key`` hashes what the states were computed from: the model files'
+identity (:func:`model_identity`: sha256 of ``config.json`` and the weights), the texts, the max
+length, the layer index and the dtype.  The ``.npz`` holds ``lengths`` (``int32 (n,)``, the
+attention mask: the first ``lengths[i]`` tokens of text ``i`` are real) and ``states``
+(``(sum(lengths), hidden)``: the real tokens' states, text after text; padding is not stored).
+The sidecar stores the key, the shapes, the dtype and the ``.npz``'s sha256; a file whose
+sidecar, sha256, shapes, dtype or lengths (against the token cache) disagree is moved aside,
+named on stderr and recomputed, never used.
 """
 from __future__ import annotations
 
@@ -31,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MODELS", "STRONG_MODELS", "WEAK_MODELS", "embed_texts", "features", "cache_dir",
-           "text_hash", "minilm_path", "onnx_path", "tokenize_cached"]
+           "text_hash", "minilm_path", "onnx_path", "tokenize_cached", "model_identity",
+           "hidden_states_cached", "HiddenStates"]
 
 MODELS = {
     "minilm-l6": "all-MiniLM-L6-v2, 7 hidden states mean-pooled and concatenated (2304)",
@@ -190,3 +204,132 @@ def embed_texts(texts: list[str], model: str, dataset: str, max_length: int = 12
 def features(task, model: str, max_length: int = 128, quiet: bool = True) -> np.ndarray:
     """Features of ``task.texts`` (a :class:`experiments.data.Task`)."""
     return embed_texts(task.texts, model, task.dataset, max_length=max_length, quiet=quiet)
+
+
+def model_identity(path: str | None = None) -> str:
+    """sha256 (hex) of a local model folder's ``config.json`` and weight files (the identity of
+    what computes the hidden states; memoised per file size and mtime)."""
+    folder = Path(path or minilm_path())
+    files = sorted(p for p in folder.iterdir() if p.name == "config.json"
+                   or p.suffix in (".safetensors", ".bin"))
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    if _IDENTITY.get(str(folder), (None,))[0] != stamp:
+        from w2sg.records import file_sha256
+        h = hashlib.sha256()
+        for p in files:
+            h.update(p.name.encode() + b"\x00" + file_sha256(p).encode())
+        _IDENTITY[str(folder)] = (stamp, h.hexdigest())
+    return _IDENTITY[str(folder)][1]
+
+
+_IDENTITY: dict[str, tuple] = {}
+
+
+class HiddenStates:
+    """Cached hidden states of a pool (see module doc): ``states`` ``(sum(lengths), hidden)``,
+    ``lengths`` ``(n,)``, ``offsets`` ``(n,)`` (row of each text's first token in ``states``)."""
+
+    def __init__(self, states: np.ndarray, lengths: np.ndarray):
+        self.states, self.lengths = states, lengths.astype(np.int64)
+        self.tokens = int(self.lengths.sum())
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    def padded_index(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, mask)`` for texts ``rows`` padded to the longest: ``index[b, t]`` is the
+        row of ``states`` of token ``t`` of text ``rows[b]``, or ``tokens`` (a zero row the
+        caller appends) past its length; ``mask`` the attention mask (1 on real tokens)."""
+        lens = self.lengths[rows]
+        t = np.arange(max(1, int(lens.max())))[None, :]
+        mask = t < lens[:, None]
+        index = np.where(mask, self.offsets[rows][:, None] + t, self.tokens)
+        return index, mask.astype(np.int64)
+
+
+def hidden_states_cached(texts: list[str], dataset: str, max_length: int, layer: int,
+                         load_encoder, identity: str, dtype: str = "float32",
+                         batch_size: int = 64) -> HiddenStates:
+    """The hidden states entering transformer layer ``layer`` of ``load_encoder()`` (a
+    ``transformers`` BERT-like model, loaded only when the cache has no valid file) for every
+    text, cached on disk and checked when read (module doc).  ``identity`` names the model's
+    files (:func:`model_identity`); tokens come from :func:`tokenize_cached`."""
+    ids, lengths = tokenize_cached(texts, dataset, max_length)
+    key = hashlib.sha256("\x00".join([identity, text_hash(texts), str(max_length), str(layer),
+                                      dtype]).encode()).hexdigest()[:16]
+    path = data_cache_dir("hidden") / f"minilm-l6-{dataset}-{key}-len{max_length}-layer{layer}-{dtype}.npz"
+    meta = {"key": key, "identity": identity, "texts": text_hash(texts), "max_length": max_length,
+            "layer": layer, "dtype": dtype, "n": len(texts), "tokens": int(lengths.sum())}
+    got = _read_hidden(path, meta, lengths)
+    if got is None:
+        states = _compute_hidden(ids, lengths, layer, load_encoder, dtype, batch_size)
+        _write_hidden(path, meta, states, lengths)
+        got = _read_hidden(path, meta, lengths)
+        if got is None:
+            raise OSError(f"hidden-state cache {path} does not read back as written")
+    return got
+
+
+def _compute_hidden(ids, lengths, layer, load_encoder, dtype, batch_size) -> np.ndarray:
+    """States entering layer ``layer``: the model's embeddings and its first ``layer`` layers
+    (eval mode: no dropout), length-sorted batches padded to their longest text."""
+    import torch
+    enc = load_encoder().to(getattr(torch, dtype)).eval()
+    enc.encoder.layer = enc.encoder.layer[:layer]
+    enc.pooler = None
+    hidden = enc.config.hidden_size
+    out = np.zeros((int(lengths.sum()), hidden), dtype=dtype)
+    hs = HiddenStates(out, lengths)
+    order = np.argsort(lengths, kind="stable")
+    with torch.inference_mode():
+        for i in range(0, len(order), batch_size):
+            rows = order[i:i + batch_size]
+            L = max(1, int(lengths[rows].max()))
+            index, mask = hs.padded_index(rows)
+            h = enc(input_ids=torch.as_tensor(ids[rows, :L], dtype=torch.long),
+                    attention_mask=torch.as_tensor(mask)).last_hidden_state.numpy()
+            out[index[mask == 1]] = h[mask == 1]
+    return out
+
+
+def _write_hidden(path: Path, meta: dict, states: np.ndarray, lengths: np.ndarray) -> None:
+    import json
+    from w2sg.records import file_sha256
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, states=states, lengths=lengths.astype(np.int32))
+    side = {**meta, "states_shape": list(states.shape), "sha256": file_sha256(tmp)}
+    tmp_j = path.with_name(f".{path.stem}.{os.getpid()}.tmp.json")
+    tmp_j.write_text(json.dumps(side, sort_keys=True))
+    os.replace(tmp, path)  # the sidecar last: a crash in between leaves a file that fails its check
+    os.replace(tmp_j, path.with_suffix(".json"))
+
+
+def _read_hidden(path: Path, meta: dict, lengths: np.ndarray) -> HiddenStates | None:
+    """The cached states at ``path`` if every check passes; ``None`` when there is no file;
+    a file failing a check is moved aside and named on stderr (then ``None``)."""
+    import json
+    from w2sg.records import file_sha256, move_aside
+    side_path = path.with_suffix(".json")
+    if not path.exists() and not side_path.exists():
+        return None
+    why = None
+    try:
+        side = json.loads(side_path.read_text())
+        if {k: side.get(k) for k in meta} != meta:
+            why = "its sidecar describes other inputs"
+        elif file_sha256(path) != side.get("sha256"):
+            why = "its sha256 is not the stored one"
+        else:
+            with np.load(path) as z:
+                states, lens = z["states"], z["lengths"]
+            if (states.dtype != np.dtype(meta["dtype"]) or states.ndim != 2
+                    or list(states.shape) != side.get("states_shape")
+                    or states.shape[0] != meta["tokens"] or not np.array_equal(lens, lengths)):
+                why = "its shape, dtype or lengths are not the expected ones"
+            else:
+                return HiddenStates(states, lens)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = f"it cannot be read ({type(exc).__name__}: {exc})"
+    moved = [str(move_aside(p)) for p in (path, side_path) if p.exists()]
+    print(f"[w2sg] hidden-state cache {path.name} not used, recomputing it: {why}; moved aside: "
+          f"{', '.join(moved)}", file=sys.stderr, flush=True)
+    return None

@@ -218,9 +218,9 @@ def reference_outputs(task, strong_feats, weak_feats, seed: int, cfg: TrainConfi
     tr, va = split_student(len(y_s), task.info["val_frac"])
     ce = make_loss("ce", smoothing=cfg.smoothing)
     if finetune is not None:  # the ceiling is fine-tuned too, so W2S and ceiling match
-        from .finetune import finetune_predict
+        from .finetune import finetune_predict, train_settings
         p_ceil, c_info = finetune_predict(task, y_s[tr].astype(float), y_s[va], ce, seed,
-                                          **finetune, desc=f"[finetune] {task.name} ceiling seed {seed}",
+                                          **train_settings(finetune), desc=f"[finetune] {task.name} ceiling seed {seed}",
                                           log=log)
     else:
         S = standardize(strong_feats)
@@ -250,8 +250,9 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
                   finetune: dict | None = None, log=None):
     """Train the W2S student with ``loss_name`` on (noisy) weak labels; test metrics.
 
-    With ``finetune`` the whole strong encoder is trained
-    (:func:`experiments.finetune.finetune_predict`; ``strong_feats`` is then unused) and the
+    With ``finetune`` the strong encoder (or its top layers) is trained
+    (:func:`experiments.finetune.finetune_predict`, with ``finetune["lr"]`` — the tuned one
+    for a tuned run, set by the runner; ``strong_feats`` is then unused) and the
     train-split metrics ``agreement_weak_labels_train`` / ``acc_on_flipped_train`` are ``None``
     (they would cost a pass over the train split).
     """
@@ -263,8 +264,9 @@ def train_student(task, strong_feats, weak_student: np.ndarray, weak_test: np.nd
     tr, va = split_student(len(y_s), task.info["val_frac"])
     t0 = time.perf_counter()
     if finetune is not None:  # whole encoder trained instead of the frozen-feature head
-        from .finetune import finetune_predict
-        p, info = finetune_predict(task, labels[tr], labels[va], loss, seed, **finetune,
+        from .finetune import finetune_predict, train_settings
+        p, info = finetune_predict(task, labels[tr], labels[va], loss, seed,
+                                   **train_settings(finetune),
                                    desc=f"[finetune] {task.name} {loss_name} noise {noise:g} seed {seed}",
                                    log=log)
         p_tr = None

@@ -31,7 +31,8 @@ class Rule:
     """One key's type and range.
 
     ``kind``: ``int``, ``number`` (finite int or float), ``bool``, ``str``, ``choice`` (one of
-    ``choices``), ``strs`` / ``numbers`` (one value or a list of them, duplicates merged).
+    ``choices``), ``strs`` / ``numbers`` (one value or a list of them, duplicates merged),
+    ``any`` (a structured value checked where it is used).
     ``lo``/``hi`` bound numbers (``open_lo``/``open_hi``: strict); ``none_ok``: ``None``
     (leaving the key out of a TOML file is the only way to get it) means the default.
     """
@@ -48,7 +49,7 @@ class Rule:
         """``an integer in [1, 1000]``, ``one of float32, float64``, …"""
         if self.kind == "choice":
             return "one of " + ", ".join(map(str, self.choices))
-        what = {"int": "an integer", "number": "a number", "bool": "true or false",
+        what = {"any": "a valid value", "int": "an integer", "number": "a number", "bool": "true or false",
                 "str": "a string", "strs": "a string or a list of strings",
                 "numbers": "a number or a list of numbers"}[self.kind]
         if self.lo is not None or self.hi is not None:
@@ -102,6 +103,12 @@ TABLES: dict[str, dict[str, Rule]] = {
         "val_frac": Num(0, 0.5, open_lo=True),  # share of the student split for selection
     },
     "finetune": {  # experiments.finetune.FINETUNE_DEFAULTS
+        "layers": Rule("any"),                # 'all' or 1..6: experiments/cli.py _validate_recipe
+        "schedule": Choice("linear", "constant"),
+        "warmup": Num(0, 1, open_hi=True),
+        "dropout": Num(0, 1, open_hi=True),
+        "select": Choice("last", "best"),
+        "tune": Rule("any"),                  # a [finetune.tune] table or false: _validate_recipe
         "epochs": Int(1, 100),
         "lr": Num(0, 1, open_lo=True, open_hi=True),
         "batch_size": Int(1, 4096),
@@ -120,7 +127,7 @@ TOP: dict[str, Rule] = {
     "strong": Rule("str"),
     "losses": Rule("strs"),
     "noise": Rule("numbers", 0, 0.5),         # share of weak labels flipped
-    "seeds": Int(1, 1000),
+    "seeds": Int(1, 100_000),                # above the tuning seeds (10000) of the finetune preset
     "quick": Rule("bool"),
     "out": Rule("str"),
     "workers": Int(1, 256),
@@ -157,8 +164,8 @@ def check_value(label: str, value, rule: Rule, where: str = ""):
     ``label`` (and ``where``: `` (in sweep.toml)``)."""
     def bad(extra: str = ""):
         return UsageError(f"{label} must be {rule.describe()}, got {show(value)}{extra}{where}")
-    if value is None and rule.none_ok:
-        return None
+    if (value is None and rule.none_ok) or rule.kind == "any":
+        return value  # "any": a structured value checked where it is used
     kind = rule.kind
     if kind == "int":
         if not _is_int(value) or not rule.in_range(value):

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     r.add_argument("--redo-checks", action="store_true", help="rerun `w2sg check` even if records exist")
     r.add_argument("--skip-runs", action="store_true", help="do not run the training sweep")
     r.add_argument("--finetune", action="store_true",
-                   help="also run `w2sg run --preset finetune` (fine-tuned students, ~25 min on "
+                   help="also run `w2sg run --preset finetune` (fine-tuned students, ~40 min on "
                         "2 idle CPU cores; their own figure panels)")
     r.add_argument("--device", default=None,
                    help="cpu, cuda or auto (default): where the fine-tuned runs train")

@@ -58,7 +58,7 @@ from typing import Any, Optional
 from .strict_json import dumps, plain
 
 __all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaError", "WeakMetrics", "CeilingMetrics",
-           "Baselines", "StudentMetrics", "RunTimings", "ReferenceTimings", "RunRecord",
+           "Baselines", "StudentMetrics", "Tuning", "ADDED_LATER", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
@@ -200,6 +200,22 @@ class StudentMetrics:
 
 
 @dataclass
+class Tuning:
+    """How a tuned run's training hyperparameters were chosen (``w2sg run --tune``;
+    fine-tuned runs: :mod:`experiments.finetune_tune`).  ``grid``: the configurations tried
+    (fine-tuning: ``{"lr"}`` each); ``chosen``: the one used (an entry of ``grid``);
+    ``select``: ``"weak"`` (agreement with the noisy weak labels of the validation slice) or
+    ``"oracle"`` (ground truth of the validation slice); ``tuning_seeds``: the seeds the
+    grid was scored on (disjoint from the evaluation seeds); ``scores``: the selection score
+    of each grid entry (mean over the tuning seeds; same order as ``grid``)."""
+    grid: list[dict]
+    chosen: dict
+    select: str
+    tuning_seeds: list[int]
+    scores: list[float]
+
+
+@dataclass
 class RunTimings:
     train_s: float = nonnegative()
     total_s: float = nonnegative()
@@ -235,7 +251,8 @@ class RunRecord(_Header):
     ``splits``: the task's split info; ``train_info``: val_acc, best_step, final_loss,
     n_flipped (or finetune settings), loss_kernel (``c``, ``torch``, ``triton`` or null:
     which generated kernel computed an f-divergence loss; records written before it have
-    no such key)."""
+    no such key).  ``tuning``: :class:`Tuning` for a tuned run, null otherwise; it is
+    :data:`ADDED_LATER`: a record written before it reads as null."""
     kind: str = "run"
     config: dict
     config_hash: str
@@ -253,6 +270,7 @@ class RunRecord(_Header):
     splits: dict
     train_info: dict
     timings: RunTimings
+    tuning: Optional[Tuning] = field(default=None, metadata={"added_later": True})
 
 
 @dataclass(kw_only=True)
@@ -732,6 +750,12 @@ def _kinds_of(classes):
     return [inv.get(c, c.__name__) for c in classes]
 
 
+#: Fields added to a kind after its schema version was fixed, as ``(class, field)``: a record
+#: written before them lacks them and reads as the field's default (``field(...,
+#: metadata={"added_later": True})``); every other field is required.
+ADDED_LATER = frozenset((cls, f.name) for cls in (RunRecord,) for f in dataclasses.fields(cls)
+                        if f.metadata.get("added_later"))
+
 _HINTS: dict[type, dict] = {}
 
 
@@ -753,6 +777,8 @@ def _build(cls, data, path, prefix):
     for f in dataclasses.fields(cls):
         name = prefix + f.name
         if f.name not in data:  # every field is written (null when empty): none may be missing
+            if (cls, f.name) in ADDED_LATER:  # older records predate it: its default
+                continue
             raise RecordError(path, name, "missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], path, name)
         if f.metadata:

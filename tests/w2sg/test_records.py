@@ -231,7 +231,7 @@ def test_docs_list_every_field_of_every_kind():
     from pathlib import Path
     text = (Path(__file__).resolve().parents[2] / "docs" / "RECORDS.md").read_text()
     nested = (R.Baselines, R.WeakMetrics, R.CeilingMetrics, R.StudentMetrics, R.RunTimings,
-              R.ReferenceTimings, R.CheckRow)
+              R.ReferenceTimings, R.CheckRow, R.Tuning)
     for cls in (*R.KINDS.values(), *nested):
         head = f"`{cls.__name__}`"
         assert head in text, head
