@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .finetune import FINETUNE_DEFAULTS  # settings of --finetune / a [finetune] table
+from .sweep_rules import TABLES as _TABLES, TOP as _TOP  # the rules every value obeys
 
 __all__ = ["register", "resolve_sweep", "device_arg", "short_summary"]
 
-_CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
-                "pool", "sizes", "max_length", "train", "weak_train", "finetune", "tune", "normalize",
-                "noise_models")
+#: Keys of a ``--config`` file: the top-level keys and tables of experiments.sweep_rules.
+_CONFIG_KEYS = (*_TOP, *_TABLES)
 #: Keys of a ``[tune]`` table (``seeds``: number of tuning seeds; ``grid``: a list of
 #: ``{weight_decay, lr}`` tables, else the product of ``weight_decay`` × ``lr``).
 _TUNE_KEYS = ("weight_decay", "lr", "grid", "select", "seeds")
@@ -92,22 +92,26 @@ def _usage(msg: str):
     return UsageError(msg)
 
 
+#: A ``--config`` file larger than this is refused (a sweep config is a few hundred bytes).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _load_toml(path: str) -> dict:
+    """The ``--config`` file (or its ``[run]`` table) as a dict: a regular file (a FIFO or a
+    device is refused, never opened blocking), valid UTF-8 TOML, not nested absurdly, and
+    only known keys (:data:`_CONFIG_KEYS`).  Values are checked by :func:`_check_config`."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore
+    from w2sg.input_files import read_input
+    raw = read_input(path, "--config", MAX_CONFIG_BYTES)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise _usage(f"config file {path!r} not found") from None
-    except IsADirectoryError:
-        raise _usage(f"config {path!r} is a folder; give a TOML file, e.g. --config sweep.toml") from None
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _usage(f"config file {path!r} is not valid TOML: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise _usage(f"cannot read config file {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    except RecursionError:
+        raise _usage(f"config file {path!r} is nested too deeply to be a sweep config") from None
     data = data.get("run", data)
     if not isinstance(data, dict):
         raise _usage(f"[run] in config file {path!r} must be a table")
@@ -121,18 +125,30 @@ def _load_toml(path: str) -> dict:
     return data
 
 
+def _check_config(cfg: dict, path: str) -> dict:
+    """Every value of a loaded config checked against :mod:`experiments.sweep_rules`
+    (tables key by key); lists come back with duplicates merged."""
+    from .sweep_rules import TABLES, TOP, check_table, check_value
+    where = f" (in {path})"
+    return {k: (check_table(k, v, where) if k in TABLES
+                else check_value(f"config key {k!r}", v, TOP[k], where)) for k, v in cfg.items()}
+
+
 def _writable(folder: Path, what: str) -> None:
     from w2sg.paths import writable_dir
     writable_dir(folder, what, "--out" if what == "results folder" else "W2SG_CACHE")
 
 
 def resolve_sweep(args) -> tuple[dict, dict]:
-    """Merge defaults, ``--quick``, the TOML config and flags (flags win); validate.
+    """Merge defaults, ``--quick``, the TOML config and flags (flags win); validate every value
+    (:mod:`experiments.sweep_rules`, then names and split sizes) before any work.
 
     Returns ``(sweep, options)`` with options ``out`` and ``workers``.
     """
     from .runner import DEFAULT_SWEEP, PRESETS, QUICK_SWEEP
-    cfg = _load_toml(args.config) if getattr(args, "config", None) else {}
+    from .sweep_rules import FLAGS, check_value
+    path = getattr(args, "config", None)
+    cfg = _check_config(_load_toml(path), path) if path else {}
     quick = bool(args.quick or cfg.get("quick", False))
     preset = getattr(args, "preset", None)
     if preset and quick:
@@ -142,29 +158,14 @@ def resolve_sweep(args) -> tuple[dict, dict]:
              for k, v in base.items()}
     for key in sweep:
         if key in cfg and key not in ("finetune", "tune"):
-            if isinstance(sweep[key], dict):
-                if not isinstance(cfg[key], dict):
-                    raise _usage(f"config key {key!r} must be a table")
-                bad = sorted(set(cfg[key]) - set(sweep[key]))
-                if bad:
-                    raise _usage(f"unknown key(s) {bad} in [{key}]; valid: {', '.join(sweep[key])}")
-                sweep[key].update(cfg[key])
-            else:
-                sweep[key] = cfg[key]
+            sweep[key] = {**sweep[key], **cfg[key]} if key in _TABLES else cfg[key]
     for key in ("tasks", "weak", "losses", "noise", "seeds", "pool", "noise_models", "normalize"):
         value = getattr(args, key, None)
         if value is not None:
-            sweep[key] = value
-    for key in ("tasks", "weak", "losses", "noise", "noise_models"):
-        if isinstance(sweep[key], (str, int, float)):
-            sweep[key] = [sweep[key]]
-    ft = cfg.get("finetune")
+            sweep[key] = check_value(f"--{key.replace('_', '-')}", value, _TOP[key])
     device = device_arg(getattr(args, "device", None))
-    if getattr(args, "finetune", False) or ft or sweep.get("finetune"):
-        ft = ft if isinstance(ft, dict) else {}
-        bad = sorted(set(ft) - set(FINETUNE_DEFAULTS))
-        if bad:
-            raise _usage(f"unknown key(s) {bad} in [finetune]; valid: {', '.join(FINETUNE_DEFAULTS)}")
+    if getattr(args, "finetune", False) or cfg.get("finetune") or sweep.get("finetune"):
+        ft = cfg.get("finetune", {})
         sweep["finetune"] = {**FINETUNE_DEFAULTS, **sweep.get("finetune", {}), **ft}
         # the resolved device is part of the config (bf16 on CUDA changes results)
         sweep["finetune"]["device"] = device or device_arg(ft.get("device", "auto"))
@@ -176,15 +177,13 @@ def resolve_sweep(args) -> tuple[dict, dict]:
     sweep["tune"] = _resolve_tune(args, cfg.get("tune"), sweep)
     _validate(sweep)
     out = args.out if args.out is not None else cfg.get("out")
-    if out is not None and not isinstance(out, str):
-        raise _usage(f"config key 'out' must be a folder name (a string), got {out!r}")
     from w2sg.paths import results_dir
     results_dir(out)  # refuses --out '' before anything else
     workers = args.workers if args.workers is not None else cfg.get("workers", 2)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise _usage(f"--workers must be an integer ≥ 1, got {workers!r}")
-    if getattr(args, "llm_n", None) is not None and args.llm_n < 1:
-        raise _usage(f"--llm-n must be at least 1, got {args.llm_n}")
+    workers = check_value("--workers" if args.workers is not None else "config key 'workers'",
+                          workers, _TOP["workers"])
+    if getattr(args, "llm_n", None) is not None:
+        check_value("--llm-n", args.llm_n, FLAGS["llm_n"])
     return sweep, {"out": out, "workers": workers}
 
 
@@ -316,8 +315,11 @@ def _validate_finetune(ft: dict) -> None:
 
 
 def _validate(sweep: dict) -> None:
-    from .data.tasks import parse_task
+    """The names in a merged sweep (tasks, models, losses) and its split sizes against the
+    pool; the types and ranges of its values were checked as they came in."""
+    from .data.tasks import DEFAULT_POOL, parse_task
     from .embed import STRONG_MODELS, WEAK_MODELS
+    from .sweep_rules import check_sizes
     for t in sweep["tasks"]:
         try:
             parse_task(str(t))
@@ -346,18 +348,11 @@ def _validate(sweep: dict) -> None:
     if sweep.get("tune") and isinstance(sweep["seeds"], int) and sweep["seeds"] > TUNING_SEED_BASE:
         raise _usage(f"with --tune the evaluation seeds (0..{sweep['seeds'] - 1}) must stay below the "
                      f"tuning seeds ({TUNING_SEED_BASE}..)")
-    for p in sweep["noise"]:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 0.5:
-            raise _usage(f"noise levels must be numbers in [0, 0.5], got {p!r}")
-    if isinstance(sweep["seeds"], bool) or not isinstance(sweep["seeds"], int) or sweep["seeds"] < 1:
-        raise _usage(f"seeds must be a positive integer, got {sweep['seeds']!r}")
     tune = (sweep.get("finetune") or {}).get("tune")
     if tune and set(tune["seeds"]) & set(range(sweep["seeds"])):
         raise _usage(f"[finetune.tune] seeds {tune['seeds']} overlap the evaluation seeds "
                      f"0..{sweep['seeds'] - 1}; tuning seeds must be disjoint from them")
-    if sweep["pool"] is not None and (isinstance(sweep["pool"], bool) or not isinstance(sweep["pool"], int)
-                                      or sweep["pool"] < 50):
-        raise _usage(f"pool must be an integer ≥ 50, got {sweep['pool']!r}")
+    check_sizes(sweep["tasks"], sweep["sizes"], sweep["pool"], DEFAULT_POOL)
 
 
 def _backend(args) -> tuple[str, str | None]:
@@ -371,6 +366,12 @@ def _backend(args) -> tuple[str, str | None]:
             from .backends.ray_backend import require_ray
             require_ray()
         except ImportError as exc:
+            raise _usage(str(exc)) from None
+    else:
+        from .backends.local import StartMethodError, start_method
+        try:
+            start_method()  # $W2SG_START_METHOD, checked before any work
+        except StartMethodError as exc:
             raise _usage(str(exc)) from None
     return backend, address
 
@@ -401,9 +402,16 @@ def _run(args) -> int:
              f"{len(refs)} reference runs + {cells} tuning cells + {len(runs)} W2S runs → {root}/runs/")
         return 0
     t0 = time.perf_counter()
+    from .backends.interrupts import interrupt_guard
     try:
-        info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
-                         backend=backend, address=address)
+        with interrupt_guard(stay_ignored=True):  # Ctrl-C: one line, status 130, no worker left
+            info = run_sweep(sweep, root, workers=opts["workers"], quiet=args.quiet or args.json,
+                             backend=backend, address=address)
+    except KeyboardInterrupt:
+        import sys
+        print(f"w2sg run: interrupted; finished records are kept under {root}/runs/ "
+              "(run the same command again to resume)", file=sys.stderr)
+        return 130
     except DataUnavailable as exc:
         raise _usage(str(exc)) from None
     except SweepJobsFailed as exc:  # every other record is kept: a rerun resumes

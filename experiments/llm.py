@@ -36,18 +36,36 @@ HUB_DATASETS = {
 
 
 def load_jsonl_pairs(path: str | os.PathLike, n: int | None = None) -> list[tuple[str, str]]:
-    """``[(chosen, rejected)]`` from a JSONL file with those two string fields."""
+    """``[(chosen, rejected)]`` from a JSONL file with those two string fields.
+
+    Only a regular file is opened (:func:`w2sg.input_files.open_input`: a FIFO or a device
+    is refused, never read); a line that is not a JSON object with both string fields raises
+    ``ValueError`` naming the file and the line."""
+    import io
+    from w2sg.input_files import open_input
     pairs = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not isinstance(row.get("chosen"), str) or not isinstance(row.get("rejected"), str):
-                raise ValueError(f"{path}:{lineno}: each line needs string fields 'chosen' and 'rejected'")
-            pairs.append((row["chosen"], row["rejected"]))
-            if n and len(pairs) >= n:
-                break
+    need = "a JSON object with string fields 'chosen' and 'rejected'"
+    with open_input(path, "--llm-data") as raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not (isinstance(row, dict) and isinstance(row.get("chosen"), str)
+                        and isinstance(row.get("rejected"), str)):
+                    raise ValueError("a field is missing or not a string" if isinstance(row, dict)
+                                     else f"a JSON {type(row).__name__}, not an object")
+                pairs.append((row["chosen"], row["rejected"]))
+                if n and len(pairs) >= n:
+                    break
+        except UnicodeDecodeError:
+            after = f" after line {lineno}" if lineno else ""
+            raise ValueError(f"{path}: not valid JSONL preference data (not UTF-8 text{after})") from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, a nesting bomb, a bad row
+            reason = getattr(exc, "msg", None) or str(exc).splitlines()[0] or type(exc).__name__
+            raise ValueError(f"{path}:{lineno}: not valid JSONL preference data "
+                             f"(each line {need}): {reason}") from None
     return pairs
 
 

@@ -29,6 +29,15 @@ config's); a reference also needs its ``.npz`` with the sha256 stored in its rec
 (``<name>.corrupt-<stamp>``), named on stderr and redone.  Temporary files left by a
 crash between write and rename are deleted when a sweep starts.
 
+Ctrl-C stops a sweep within seconds (:mod:`experiments.backends.local`: no job starts, every
+worker is stopped and reaped; Ray tasks are cancelled): :func:`run_sweep` then removes the
+temporary files of writes cut short (local backend) and re-raises
+:class:`KeyboardInterrupt`.  Finished records are complete and kept, so rerunning the same
+sweep resumes with exactly the runs that were missing.
+
+Jobs are deduplicated: :func:`expand` merges repeated tasks, weak models, losses and noise
+levels (first occurrence kept), so every config appears once.
+
 Every run and reference record stores ``smoothing``: the weak-label smoothing ε of the
 losses (``config.train.smoothing``; :data:`experiments.pipeline.PIPELINE_SMOOTHING` by
 default; the product loss ignores it).
@@ -122,11 +131,16 @@ PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 MAX_ARRAYS_BYTES = 1 << 30
 
 
+def _unique(values) -> list:
+    """``values`` without repeats, first occurrence kept (a sweep counts each value once)."""
+    return list(dict.fromkeys(values))
+
+
 def _base_configs(sweep: dict[str, Any], seeds) -> list[dict]:
     """The shared keys of every (task, weak model, seed) in ``seeds``."""
     out = []
-    for task in sweep["tasks"]:
-        for weak in sweep["weak"]:
+    for task in _unique(sweep["tasks"]):
+        for weak in _unique(sweep["weak"]):
             for seed in seeds:
                 train = dict(sweep["train"])
                 if sweep.get("normalize"):  # only present when used: older hashes unchanged
@@ -142,16 +156,20 @@ def _base_configs(sweep: dict[str, Any], seeds) -> list[dict]:
 
 
 def _cells(sweep: dict[str, Any]):
-    """``(loss, noise, noise model)`` of every cell, in sweep order."""
-    for loss in sweep["losses"]:
-        for noise in sweep["noise"]:
-            for model in sweep.get("noise_models") or ["symmetric"]:
-                yield loss, float(noise), model
+    """``(loss, noise, noise model)`` of every cell, in sweep order; repeated losses, noise
+    levels (compared as floats: ``0`` and ``0.0`` are one level) or noise models count once."""
+    for loss in _unique(sweep["losses"]):
+        for noise in _unique(float(p) for p in sweep["noise"]):
+            for model in _unique(sweep.get("noise_models") or ["symmetric"]):
+                yield loss, noise, model
 
 
 def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     """Reference configs (one per task, weak model, seed — the tuning seeds' included when the
-    sweep is tuned) and run configs (evaluation seeds × loss × noise × noise model)."""
+    sweep is tuned) and run configs (evaluation seeds × loss × noise × noise model).
+
+    Repeated tasks, weak models, losses, noise levels or noise models count once (first
+    occurrence kept): every config appears once."""
     tune = sweep.get("tune")
     refs, runs = [], []
     for base in _base_configs(sweep, range(int(sweep["seeds"]))):
@@ -620,6 +638,12 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
         else:
             from .backends.local import run_phases
             run_phases(phases, run_job, init_worker, workers=workers, progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        if backend == "local":  # every worker has stopped: none is writing any more
+            for tmp in clean_temp_files(root / "runs"):  # a write cut short by SIGKILL
+                _say(f"removed the temporary file of an interrupted write {tmp}")
+        raise
     finally:
         bar.close()
         for k, v in saved.items():

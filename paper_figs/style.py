@@ -11,7 +11,12 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
+try:
+    import matplotlib
+except ValueError:  # matplotlib validates $MPLBACKEND on import
+    from w2sg.errors import UsageError
+    raise UsageError(f"$MPLBACKEND={os.environ.get('MPLBACKEND', '')!r} is not a matplotlib "
+                     "backend; unset it (figures use Agg) or name one, e.g. MPLBACKEND=Agg") from None
 
 if not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")

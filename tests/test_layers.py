@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("theory", "fdiv_torch", "numerics", "experiments", "paper_figs", "w2sg")
 LEAVES = {"w2sg.errors", "w2sg.output", "w2sg.strict_json", "w2sg.records", "w2sg.paths", "w2sg.pgr",
-          "w2sg.results", "w2sg.aggregate"}
+          "w2sg.results", "w2sg.aggregate", "w2sg.input_files"}
 THEORY_ALLOWED = {"sympy", "numpy", "scipy", "mpmath"}
 
 

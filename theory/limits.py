@@ -12,7 +12,8 @@ in the parent; a child that dies (out of memory, a crash) or runs past the limit
 :class:`TooExpensive`, a :class:`theory.parsing.GeneratorError` (one line, exit 2 on the CLI).
 
 Where ``os.fork`` is missing (Windows) ``fn`` runs in-process without a limit.
-The limit in seconds is ``$W2SG_SYMBOLIC_TIMEOUT`` (default :data:`DEFAULT_SECONDS`).
+The limit in seconds is ``$W2SG_SYMBOLIC_TIMEOUT`` (default :data:`DEFAULT_SECONDS`; a value
+that is not a number of seconds is refused: :class:`BadTimeout`).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from typing import Any, Callable
 
 from .parsing import GeneratorError
 
-__all__ = ["TooExpensive", "bounded", "symbolic_timeout", "DEFAULT_SECONDS", "SoftTimeout",
-           "soft_time_limit"]
+__all__ = ["TooExpensive", "BadTimeout", "bounded", "symbolic_timeout", "DEFAULT_SECONDS",
+           "MAX_SECONDS", "SoftTimeout", "soft_time_limit"]
 
 #: Default CPU-time limit of one :func:`bounded` call (``derive --f js``: about 1.5 s).
 DEFAULT_SECONDS = 10.0
@@ -42,14 +43,30 @@ class TooExpensive(GeneratorError):
     """Symbolic work ran past its time limit or exhausted the child's resources."""
 
 
+#: The largest ``$W2SG_SYMBOLIC_TIMEOUT`` accepted (one day).
+MAX_SECONDS = 86400.0
+
+
+class BadTimeout(GeneratorError):
+    """``$W2SG_SYMBOLIC_TIMEOUT`` is set to something that is not a time limit."""
+
+
 def symbolic_timeout() -> float:
-    """``$W2SG_SYMBOLIC_TIMEOUT`` in seconds if set to a positive number, else the default."""
-    text = os.environ.get("W2SG_SYMBOLIC_TIMEOUT", "")
+    """``$W2SG_SYMBOLIC_TIMEOUT`` in seconds, the default :data:`DEFAULT_SECONDS` when unset
+    or blank; any other value than a number in ``(0, MAX_SECONDS]`` raises
+    :class:`BadTimeout` (one line on the command line, exit status 2)."""
+    text = os.environ.get("W2SG_SYMBOLIC_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_SECONDS
     try:
         value = float(text)
     except ValueError:
-        return DEFAULT_SECONDS
-    return value if 0 < value < float("inf") else DEFAULT_SECONDS
+        value = float("nan")
+    if not 0 < value <= MAX_SECONDS:  # NaN fails too
+        shown = text if len(text) <= 40 else text[:39] + "…"
+        raise BadTimeout(f"$W2SG_SYMBOLIC_TIMEOUT={shown!r} is not a number of seconds in "
+                         f"(0, {MAX_SECONDS:.0f}]; unset it for the default {DEFAULT_SECONDS:g} s")
+    return value
 
 
 def _child(fn: Callable, args: tuple, write_fd: int, seconds: float) -> None:  # pragma: no cover

@@ -9,7 +9,9 @@ do from the records on disk, and every task writes its own record atomically
 record.  A task whose *worker process* dies (killed, out of memory, node lost) is
 retried by Ray (``max_retries``, default 3); a task that raises is not retried, and all
 failures are reported together at the end (the other runs' records are kept: rerunning
-the sweep resumes with just the failed ones).
+the sweep resumes with just the failed ones).  Ctrl-C cancels (force) every task of the
+sweep still pending and, for a Ray started here, shuts it down; later Ctrl-Cs are ignored
+until that is done.
 
 Cluster use (``--address``, e.g. ``ray://head:10001`` or ``auto``): every node needs the
 toolkit importable (installed, or pass ``runtime_env``) and the results root and the data
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import SweepJobsFailed
+from .interrupts import interrupt_guard
 
 __all__ = ["require_ray", "run_phases", "RayRunError"]
 
@@ -54,6 +57,15 @@ def _ray_task(run_job: Callable, init_worker: Callable, job):
     """Body of one Ray task: the caller's job function after its worker set-up."""
     init_worker()
     return run_job(job)
+
+
+def _cancel(ray, refs) -> None:
+    """Cancel (force: kill the worker) every task of ``refs`` that has not finished."""
+    for ref in list(refs):
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 - finished meanwhile, or the cluster is gone
+            pass
 
 
 def _local_runtime_env() -> dict:
@@ -89,26 +101,30 @@ def run_phases(phases: Sequence[Iterable[tuple]], run_job: Callable, init_worker
             ray.init(num_cpus=max(1, int(workers or os.cpu_count() or 1)), **kw)
         started = True
     task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
-    failures, executed = [], 0
-    try:
-        for phase in phases:  # references first: runs read them
-            pending = {task.remote(run_job, init_worker, job): job for job in phase}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    job = pending.pop(ref)
-                    try:
-                        ray.get(ref)
-                        executed += 1
-                    except Exception as exc:  # noqa: BLE001 - RayError or the task's own: reported below
-                        failures.append((job, exc))
-                    if progress is not None:
-                        progress(1)
-        info = {"executed": executed,
-                "address": address or ("local" if started else "existing")}
-    finally:
-        if started:
-            ray.shutdown()
+    failures, executed, pending = [], 0, {}
+    with interrupt_guard():
+        try:
+            for phase in phases:  # references first: runs read them
+                pending = {task.remote(run_job, init_worker, job): job for job in phase}
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in done:
+                        job = pending.pop(ref)
+                        try:
+                            ray.get(ref)
+                            executed += 1
+                        except Exception as exc:  # noqa: BLE001 - RayError or the task's own: reported below
+                            failures.append((job, exc))
+                        if progress is not None:
+                            progress(1)
+            info = {"executed": executed,
+                    "address": address or ("local" if started else "existing")}
+        except BaseException:  # Ctrl-C: no task of this sweep goes on running
+            _cancel(ray, pending)
+            raise
+        finally:
+            if started:
+                ray.shutdown()
     if failures:
         raise RayRunError(failures)
     return info

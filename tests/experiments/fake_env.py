@@ -4,8 +4,9 @@
 * Encoders are replaced by deterministic random features (stable across processes:
   seeded by CRC32, not by Python's salted ``hash``).
 * With ``$W2SG_TEST_HANG_DIR`` set, the first attempt of each W2S run whose loss is
-  ``$W2SG_TEST_HANG_LOSS`` writes ``<dir>/<config hash>.pid`` and sleeps (mid-run, before
-  any record is written) so the test can kill that worker process.
+  ``$W2SG_TEST_HANG_LOSS`` writes ``<dir>/<config hash>.pid`` and sleeps
+  ``$W2SG_TEST_HANG_S`` seconds (default 30; mid-run, before any record is written) so the
+  test can kill that worker process.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def install() -> None:
             else:
                 os.write(fd, str(os.getpid()).encode())
                 os.close(fd)
-                time.sleep(300)  # killed here by the test
+                time.sleep(float(os.environ.get("W2SG_TEST_HANG_S", "30")))  # killed here by the test
         return original(config, root, write)
 
     R.execute_run = execute_run

@@ -136,7 +136,7 @@ def test_execute_run_is_self_contained(tmp_path, fake_features):
     (["run", "--tasks", "imagenet"], "valid: fortunes_pairs"),
     (["run", "--losses", "bogus"], "valid names are"),
     (["run", "--weak", "bert"], "valid: minilm-l6-layer0"),
-    (["run", "--noise", "0.9"], "noise levels"),
+    (["run", "--noise", "0.9"], "--noise must be a number or a list of numbers in [0, 0.5]"),
     (["run", "--seeds", "0"], "seeds must"),
 ])
 def test_cli_usage_errors(argv, needle, capsys):

@@ -205,3 +205,19 @@ def test_fifo_in_place_of_the_npz_is_redone(swept, capsys):
         assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
     assert "is a FIFO" in capsys.readouterr().err
     assert check_reference_record(refs[0], root).arrays == npz.name
+
+
+def test_duplicate_losses_and_noise_run_once_and_count_once(tmp_path, fake_features):
+    """``losses = [ce, ce]``, ``noise = [0, 0.0]`` (issue 22: 4 identical jobs, "4 seeds"):
+    one reference and one run, summarised as one seed."""
+    from experiments.runner import expand, run_sweep, summarize
+    sweep = _sweep(losses=["ce", "ce"], noise=[0, 0.0], tasks=["fortunes_pairs", "fortunes_pairs"])
+    refs, runs = expand(sweep)
+    assert len(refs) == 1 and [(r["loss"], r["noise"]) for r in runs] == [("ce", 0.0)]
+    info = run_sweep(sweep, tmp_path, workers=2, quiet=True)
+    assert (info["references"], info["runs"], info["executed"]) == (1, 1, 2)
+    (row,) = summarize(sweep, tmp_path)
+    assert row["n_seeds"] == 1 and row["loss"] == "ce" and row["noise"] == 0.0
+    # order kept: first occurrences, noise within loss
+    assert [(r["loss"], r["noise"]) for r in expand(_sweep(losses=["tv", "ce", "tv"]))[1]] == [
+        ("tv", 0.0), ("tv", 0.2), ("ce", 0.0), ("ce", 0.2)]

@@ -5,7 +5,8 @@ import time
 import pytest
 import sympy as sp
 
-from theory.limits import DEFAULT_SECONDS, TooExpensive, WALL_FACTOR, bounded, symbolic_timeout
+from theory.limits import (DEFAULT_SECONDS, BadTimeout, TooExpensive, WALL_FACTOR, bounded,
+                           symbolic_timeout)
 from theory.parsing import GeneratorError, T
 
 
@@ -48,6 +49,11 @@ def test_a_child_that_dies_is_reported():
 def test_timeout_from_environment(monkeypatch):
     monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", "3.5")
     assert symbolic_timeout() == 3.5
-    for bad in ("nan", "-1", "inf", "x", "0"):
-        monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", bad)
+    for blank in ("", "  "):  # blank: as if unset
+        monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", blank)
         assert symbolic_timeout() == DEFAULT_SECONDS
+    # anything else that is not a time limit is refused, naming the variable (issue 22)
+    for bad in ("nan", "-1", "inf", "x", "0", "1e9", "junk" * 30):
+        monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", bad)
+        with pytest.raises(BadTimeout, match=r"^\$W2SG_SYMBOLIC_TIMEOUT=.* is not a number of seconds"):
+            symbolic_timeout()

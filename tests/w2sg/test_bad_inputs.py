@@ -53,7 +53,44 @@ def guarded(monkeypatch, tmp_path):
     (tmp_path / "binary.toml").write_bytes(b"\xff\xfe\x00bad")
     (tmp_path / "outint.toml").write_text("out = 3\n")
     (tmp_path / "boolseeds.toml").write_text("seeds = true\n")
+    for name, text in CONFIGS.items():
+        (tmp_path / f"{name}.toml").write_text(text)
     return tmp_path
+
+
+#: ``--config`` files whose values break a rule of experiments.sweep_rules (issue 22).
+CONFIGS = {
+    "steps": "[train]\nsteps = -5\n",
+    "lr": '[train]\nlr = "x"\n',
+    "dtype": '[train]\ndtype = "int8"\n',
+    "smoothing": "[train]\nsmoothing = 0.5\n",
+    "decay_nan": "[train]\nweight_decay = nan\n",
+    "weak_steps": "[weak_train]\nsteps = 0\n",
+    "weak_eval": "[weak_train]\neval_every = 1.5\n",
+    "test_float": "[sizes]\ntest = 1e8\n",
+    "test_huge": "[sizes]\ntest = 100000000\n",
+    "weak_gt0": "[sizes]\nweak_gt = 0\n",
+    "val_frac": "[sizes]\nval_frac = 1.5\n",
+    "val_frac0": "[sizes]\nval_frac = 0\n",
+    "no_student": "[sizes]\nweak_gt = 2000\ntest = 2000\n",
+    "small_pool": "pool = 100\n[sizes]\nweak_gt = 40\ntest = 40\n",
+    "maxlen_neg": "max_length = -1\n",
+    "maxlen0": "max_length = 0\n",
+    "ft_lr": "[finetune]\nlr = 2\n",
+    "ft_batch": "[finetune]\nbatch_size = 0\n",
+    "ft_device": "[finetune]\ndevice = 3\n",
+    "ft_unknown": "[finetune]\nepoch = 3\n",
+    "tasks_int": "tasks = 3\n",
+    "tasks_empty": "tasks = []\n",
+    "noise_str": 'noise = [0.1, "x"]\n',
+    "workers_many": "workers = 1000\n",
+    "seeds_many": "seeds = 500000\n",
+    "quick_str": 'quick = "yes"\n',
+    "train_scalar": "train = 3\n",
+    "train_unknown": "[train]\nbogus = 1\n",
+    "deep": "tasks = " + "[" * 3000 + "]" * 3000 + "\n",
+    "deep_table": "tasks = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+}
 
 
 def _placeholders(argv, tmp):
@@ -214,6 +251,46 @@ INPROCESS = [
     (["run", "--quick", "--losses", "t**1000-1"], "exponents are limited"),
     (["run", "--quick", "--losses", "nope"], "nope"),
     (["run", "--quick", "--address", "auto"], "--backend ray"),
+    # every value of every --config table is checked before work, one line each
+    (["run", "--config", "{tmp}/steps.toml"], "[train] steps must be an integer in [1, 100000], got -5"),
+    (["run", "--config", "{tmp}/lr.toml"], "[train] lr must be a number in (0, 1], got 'x'"),
+    (["run", "--config", "{tmp}/dtype.toml"], "[train] dtype must be one of float32, float64, got 'int8'"),
+    (["run", "--config", "{tmp}/smoothing.toml"], "[train] smoothing must be a number in [0, 0.5)"),
+    (["run", "--config", "{tmp}/decay_nan.toml"], "[train] weight_decay must be a number"),
+    (["run", "--config", "{tmp}/weak_steps.toml"], "[weak_train] steps must be an integer"),
+    (["run", "--config", "{tmp}/weak_eval.toml"], "[weak_train] eval_every must be an integer"),
+    (["run", "--config", "{tmp}/test_float.toml"], "without a decimal point or exponent"),
+    (["run", "--config", "{tmp}/test_huge.toml"], "[sizes] test must be an integer in [10, 100000]"),
+    (["run", "--config", "{tmp}/weak_gt0.toml"], "[sizes] weak_gt must be an integer in [10, 100000], got 0"),
+    (["run", "--config", "{tmp}/val_frac.toml"], "[sizes] val_frac must be a number in (0, 0.5], got 1.5"),
+    (["run", "--config", "{tmp}/val_frac0.toml"], "[sizes] val_frac"),
+    (["run", "--config", "{tmp}/no_student.toml", "--tasks", "vader_cls"], "leaving no student split"),
+    (["run", "--config", "{tmp}/small_pool.toml", "--tasks", "fortunes_pairs"], "160 of its 100 pool texts"),
+    (["run", "--config", "{tmp}/maxlen_neg.toml"], "config key 'max_length' must be an integer in [8, 512]"),
+    (["run", "--config", "{tmp}/maxlen0.toml"], "got 0 (in "),
+    (["run", "--config", "{tmp}/ft_lr.toml", "--dry-run"], "[finetune] lr must be a number in (0, 1)"),
+    (["run", "--config", "{tmp}/ft_batch.toml", "--dry-run"], "[finetune] batch_size"),
+    (["run", "--config", "{tmp}/ft_device.toml", "--dry-run"], "[finetune] device must be a string"),
+    (["run", "--config", "{tmp}/ft_unknown.toml", "--dry-run"], "unknown key(s) ['epoch'] in [finetune]"),
+    (["run", "--config", "{tmp}/tasks_int.toml"], "config key 'tasks' must be a string or a list of strings"),
+    (["run", "--config", "{tmp}/tasks_empty.toml"], "config key 'tasks'"),
+    (["run", "--config", "{tmp}/noise_str.toml"], "config key 'noise' must be a number or a list of numbers"),
+    (["run", "--config", "{tmp}/workers_many.toml"], "config key 'workers' must be an integer in [1, 256]"),
+    (["run", "--config", "{tmp}/seeds_many.toml"], "config key 'seeds' must be an integer in [1, 100000]"),
+    (["run", "--config", "{tmp}/quick_str.toml"], "config key 'quick' must be true or false"),
+    (["run", "--config", "{tmp}/train_scalar.toml"], "config key 'train' must be a table"),
+    (["run", "--config", "{tmp}/train_unknown.toml"], "unknown key(s) ['bogus'] in [train]"),
+    (["run", "--config", "{tmp}/deep.toml"], "nested too deeply"),
+    (["run", "--config", "{tmp}/deep_table.toml"], "nested too deeply"),
+    (["run", "--config", "/dev/null/x"], "--config"),
+    (["run", "--quick", "--workers", "300"], "--workers must be an integer in [1, 256], got 300"),
+    (["run", "--quick", "--seeds", "100001"], "--seeds must be an integer in [1, 100000]"),
+    (["run", "--quick", "--pool", "10000000"], "--pool must be an integer in [50, 1000000]"),
+    (["run", "--quick", "--noise", "inf"], "--noise"),
+    (["run", "--quick", "--llm-n", "0"], "--llm-n must be an integer"),
+    (["run", "--llm", "gpt2", "gpt2", "--llm-data", "/etc/passwd", "--device", "cpu"],
+     "/etc/passwd:1: not valid JSONL preference data"),
+    (["run", "--llm", "gpt2", "gpt2", "--llm-data", "{tmp}/adir", "--device", "cpu"], "is a folder"),
     (["reproduce", "--quick", "--out", "{tmp}/afile"], "is a file"),
     (["reproduce", "--quick", "--out", "/proc/1/x"], "not writable"),
     (["reproduce", "--quick", "--out", ""], "--out is empty"),
@@ -242,6 +319,29 @@ def test_refused_with_one_line(argv, needle, guarded, capsys):
     _assert_one_line(rc, err, needle)
 
 
+@pytest.mark.parametrize("argv,env,needle", [
+    (["run", "--quick"], {"W2SG_START_METHOD": "junk"}, "$W2SG_START_METHOD='junk' is not a start method"),
+    (["run", "--quick", "--workers", "1"], {"W2SG_START_METHOD": "forkk"}, "valid: fork"),
+    (["derive", "--f", "kl"], {"W2SG_SYMBOLIC_TIMEOUT": "junk"}, "$W2SG_SYMBOLIC_TIMEOUT='junk'"),
+    (["derive", "--f", "kl"], {"W2SG_SYMBOLIC_TIMEOUT": "-3"}, "number of seconds in (0, 86400]"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_environment_refused_with_one_line(argv, env, needle, guarded, capsys, monkeypatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    rc, _, err = _run_inprocess(argv, capsys)
+    _assert_one_line(rc, err, needle)
+
+
+def test_duplicate_losses_and_noise_are_merged(guarded, capsys):
+    """``--losses ce ce --noise 0 0`` is one run per seed, not four (order kept)."""
+    rc, out, err = _run_inprocess(["run", "--quick", "--dry-run", "--json", "--losses", "tv", "ce",
+                                   "tv", "ce", "--noise", "0", "0.2", "0.0", "--seeds", "2"], capsys)
+    assert rc == 0, err
+    data = json.loads(out)
+    assert data["sweep"]["losses"] == ["tv", "ce"] and data["sweep"]["noise"] == [0.0, 0.2]
+    assert (data["references"], data["runs"]) == (2, 2 * 2 * 2)
+
+
 def test_reproduce_stops_when_a_step_refuses(guarded, capsys):
     root = guarded / "r"
     root.mkdir()
@@ -267,6 +367,14 @@ SUBPROCESS = [
     # the real time limit: symbolic work that takes far longer than 2 s of CPU time
     (["derive", "--f", "exp(exp(exp(exp(t))))-exp(exp(exp(E)))"], "too expensive",
      {"W2SG_SYMBOLIC_TIMEOUT": "2"}),
+    # inputs that are not regular files: never opened blocking, never read to no end
+    (["run", "--config", "{tmp}/fifo.toml", "--dry-run"], "is not a regular file", {}),
+    (["run", "--config", "/dev/zero", "--dry-run"], "is not a regular file", {}),
+    (["run", "--llm", "gpt2", "gpt2", "--llm-data", "{tmp}/fifo.toml", "--device", "cpu"],
+     "--llm-data", {}),
+    # environment variables read by the toolkit (matplotlib reads this one on import)
+    (["figs", "--out", "{tmp}/figs"], "$MPLBACKEND='junk' is not a matplotlib backend",
+     {"MPLBACKEND": "junk"}),
 ]
 #: Commands that must succeed with nothing at all on stderr (no numpy RuntimeWarning).
 CLEAN = [["derive", "--f", "alpha:0"], ["derive", "--f", "alpha:1"]]
@@ -278,9 +386,11 @@ def subprocess_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad-inputs")
     base = {**os.environ, "W2SG_RESULTS": str(tmp / "results"), "W2SG_CACHE": str(tmp / "cache"),
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp / "fifo.toml")  # a FIFO named like a config: open() would wait forever
     procs = {}
     for argv, _, env in SUBPROCESS:
-        procs[tuple(argv)] = subprocess.Popen([sys.executable, "-m", "w2sg", *argv], cwd=ROOT,
+        procs[tuple(argv)] = subprocess.Popen([sys.executable, "-m", "w2sg", *_placeholders(argv, tmp)], cwd=ROOT,
                                               env={**base, **env}, stdout=subprocess.PIPE,
                                               stderr=subprocess.PIPE, text=True)
     for argv in CLEAN:
