@@ -29,11 +29,13 @@ bits for any thread count).  No loop reads an array under a condition: gcc's mas
 keep stale register lanes, and a stale subnormal there cost a microcode assist per vector.
 
 Compilation.  The source is compiled once per generator and dtype by the system's C
-compiler (``$W2SG_CC``, else ``cc``; ``W2SG_CC=none`` turns this path off) with ``-O3
--march=native``, and glibc's vector math library (``libmvec``) where it links, so that
-``exp``/``log`` are vectorised; the shared library is cached under ``~/.cache/w2sg/c``
-(:func:`fdiv_torch.kernel_cache.kernel_cache_dir`), named by the hash of the source, the
-flags, the compiler and the CPU.  Accuracy: libmvec's ``expf``/``logf`` are within 4 ulp,
+compiler with ``-O3 -march=native``, and glibc's vector math library (``libmvec``) where it
+links, so that ``exp``/``log`` are vectorised (:mod:`fdiv_torch.c_build`: ``$W2SG_CC``,
+``W2SG_CC=none`` to turn this path off, one deadline for a compiler that hangs, failures
+remembered); the shared library is cached in a folder only the user can write
+(:func:`fdiv_torch.kernel_cache.kernel_cache_dir`, default ``~/.cache/w2sg/c``), named by the
+hash of the source, the flags, the compiler and the CPU, and loaded only while its SHA-256
+is the one recorded when it was built.  Accuracy: libmvec's ``expf``/``logf`` are within 4 ulp,
 sums run in a different order than torch's; values and gradients equal the reference path
 within rounding, and the float32 gradient is at least as close to the float64 one as the
 reference path's (``tests/fdiv_torch/test_c_kernel.py``).
