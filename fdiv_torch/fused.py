@@ -10,6 +10,7 @@ direct expression on a grid, and executed as an in-place program over reused buf
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import weakref
@@ -25,7 +26,7 @@ from theory.parsing import L
 from .codegen import TORCH_MODULES
 
 __all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "with_saved_gradient", "logratio_value_and_grad_ratio_torch",
-           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO", "ratio_exprs"]
+           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO", "ratio_exprs", "top_class_gradient"]
 
 
 def _cheaper_grad(gen: Generator) -> sp.Expr:
@@ -327,6 +328,20 @@ def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool,
             bool(g_best.has(E_RATIO) or dg_best.has(E_RATIO)))
 
 
+@dataclasses.dataclass(frozen=True)
+class _TorchKernel:
+    """What one generator's torch kernel evaluates: ``gd(l, E) -> (g, g')`` (an
+    :func:`inplace_program` when ``native``), whether it reads ``l`` and ``E = e^l``, the tail
+    slopes ``lo = g'(−lc)``, ``hi = g'(lc)`` and the clamp ``lc``."""
+    gd: Callable
+    needs_l: bool
+    needs_ratio: bool
+    native: bool
+    lo: float
+    hi: float
+    lc: float
+
+
 @functools.lru_cache(maxsize=256)
 def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
                       workspace: bool = True) -> Callable:
@@ -338,7 +353,11 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     with ``a = w ⊙ g'(clamp(l))`` (``g'`` from :func:`logratio_grad_expr`; the derivative of
     the linear continuation is ``g'`` at the clamp)
 
-        ``∂/∂z_j Σ_c w_c g(l_c) = a_j − s_j Σ_c a_c``,  ``s = softmax(z)``.
+        ``∂/∂z_j Σ_c w_c g(l_c) = a_j − s_j Σ_c a_c``,  ``s = softmax(z)``,
+
+    and at a row's single top class ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j``
+    summed from the other classes (:func:`top_class_gradient`, the C and Triton kernels'
+    formula: the first form cancels when ``s_j → 1``).
 
     ``e^l`` is taken as ``s / w`` (:func:`logratio_value_and_grad_ratio_torch`), so most
     generators need no transcendental function beyond the softmax; ``l`` itself is only
@@ -368,104 +387,140 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     ``a_c = s_c f'(∞)`` in the gradient (``w g'(l) = s f'(s/w) → s f'(∞)`` as ``w → 0``).
     ``f'(∞)`` must be finite (:func:`experiments.losses.fdiv_loss` raises otherwise).
     """
-    import torch
-
     gd, needs_l, needs_ratio = logratio_value_and_grad_ratio_torch(gen)
+    spec = _TorchKernel(gd, needs_l, needs_ratio, gd.__name__ == "run", float(slopes[0]), float(slopes[1]),
+                        float(clamp))
     pool = WORKSPACE if workspace else None
-    native = gd.__name__ == "run"  # an in-place program (else the lambdify fallback)
-    lo, hi = slopes
-    lc = float(clamp)
-    e_lo, e_hi = math.exp(-lc), math.exp(lc)
-
-    def owned(x, *others):
-        return isinstance(x, torch.Tensor) and not any(x is o for o in others)
-
-    def forward_parts(z, w, log_w, need_grad, pool, zeros=None, grad_out=None, loss_out=None):
-        # n × k temporaries are written in place, or taken from the reused workspace: a
-        # fresh large tensor costs several times an arithmetic pass over it on CPU
-        # (page faults), more than any op here.
-        scratch = []
-
-        def buf(like=z):
-            t = pool.get(like) if pool is not None else torch.empty_like(like)
-            scratch.append(t)
-            return t
-
-        if z.shape[-1] <= 16:  # few classes: log_softmax + exp is the faster pair
-            log_s = torch._log_softmax(z, -1, False, out=buf())
-            s = torch.exp(log_s, out=buf())
-
-            def logratio():
-                return log_s.sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
-        else:  # many classes: softmax once, log s = z − lse without a second exp pass
-            s = torch._softmax(z, -1, False, out=buf())
-
-            def logratio():
-                # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
-                lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
-                return torch.sub(z, lse, out=buf()).sub_(
-                    log_w if log_w is not None else torch.log(w_div, out=buf()))
-
-        ratio = l = None
-        # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
-        w_div, zmask, fpi = zeros if zeros is not None else (w, None, 0.0)
-        if needs_ratio:
-            ratio = torch.div(s, w_div, out=buf())  # e^l without an exp
-            r_lo, r_hi = torch.aminmax(ratio)
-            tails = not (bool(r_lo >= e_lo) and bool(r_hi <= e_hi))  # NaN: slow path
-            if needs_l or tails:
-                l = logratio()
-        else:
-            l = logratio()
-            l_lo, l_hi = torch.aminmax(l)
-            tails = not (bool(l_lo >= -lc) and bool(l_hi <= lc))
-        if tails:
-            l_raw = l
-            l = torch.clamp(l_raw, -lc, lc, out=buf())
-            ratio = torch.exp(l, out=buf())
-        gv, dg = gd(l, ratio, pool=pool) if native else gd(l, ratio)  # overwrites l, ratio
-        if not owned(gv, dg):
-            gv = torch.add(torch.zeros_like(s), gv)
-        if tails:
-            zero = torch.zeros((), dtype=s.dtype)
-            gv.add_(torch.where(l_raw < -lc, lo * (l_raw + lc), zero))
-            gv.add_(torch.where(l_raw > lc, hi * (l_raw - lc), zero))
-        gv.mul_(w)
-        if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
-            gv.addcmul_(s, zmask, value=fpi)
-        per_example = torch.sum(gv, dim=-1, out=loss_out) if loss_out is not None else gv.sum(dim=-1)
-        grad = None
-        if need_grad:
-            # the gradient is saved for backward: a fresh tensor, never workspace
-            grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
-            if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
-                grad.addcmul_(s, zmask, value=fpi)
-            grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
-        if pool is not None:
-            for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
-                pool.put(t)
-        return per_example, grad
 
     def parts(z, w, log_w, zeros=None, *, need_grad):
         if w.requires_grad or (log_w is not None and log_w.requires_grad):
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
-        n, k = z.shape
-        rows = max(1, CHUNK_ELEMENTS // max(k, 1))
-        if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
-            return forward_parts(z, w, log_w, need_grad, pool, zeros)
-        # Row blocks small enough that every pass over them stays in cache: each of the
-        # ~15 elementwise passes then reads cache, not memory (values are row-wise).
-        loss = torch.empty(n, dtype=z.dtype, device=z.device)
-        grad = torch.empty_like(z) if need_grad else None
-        for i in range(0, n, rows):
-            j = min(n, i + rows)
-            zi = None if zeros is None else (zeros[0][i:j], None if zeros[1] is None else zeros[1][i:j],
-                                             zeros[2])
-            forward_parts(z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool, zi,
-                          grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
-        return loss, grad
+        return _in_row_blocks(spec, z, w, log_w, zeros, need_grad, pool)
 
     return with_saved_gradient(parts)
+
+
+def _in_row_blocks(spec: _TorchKernel, z, w, log_w, zeros, need_grad: bool, pool):
+    """``(per-example loss, gradient or None)``: the whole batch at once, or, beyond
+    ``2 × CHUNK_ELEMENTS`` logits, in blocks of whole rows small enough that each of the
+    ~15 elementwise passes over them reads cache, not memory (every quantity is row-wise)."""
+    import torch
+    n, k = z.shape
+    rows = max(1, CHUNK_ELEMENTS // max(k, 1))
+    if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
+        return _forward_block(spec, z, w, log_w, need_grad, pool, zeros)
+    loss = torch.empty(n, dtype=z.dtype, device=z.device)
+    grad = torch.empty_like(z) if need_grad else None
+    for i in range(0, n, rows):
+        j = min(n, i + rows)
+        zi = None if zeros is None else (zeros[0][i:j], None if zeros[1] is None else zeros[1][i:j], zeros[2])
+        _forward_block(spec, z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool, zi,
+                       grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
+    return loss, grad
+
+
+def _softmax_and_logratio(z, w_div, log_w, buf):
+    """``s = softmax(z)`` and a function forming ``l = log s − log w̃`` (in a new buffer);
+    ``buf()``: a scratch tensor shaped like ``z``."""
+    import torch
+    if z.shape[-1] <= 16:  # few classes: log_softmax + exp is the faster pair
+        log_s = torch._log_softmax(z, -1, False, out=buf())
+        s = torch.exp(log_s, out=buf())
+
+        def logratio():
+            return log_s.sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
+        return s, logratio
+    s = torch._softmax(z, -1, False, out=buf())  # many classes: log s = z − lse, no second exp pass
+
+    def logratio():
+        # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
+        lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
+        return torch.sub(z, lse, out=buf()).sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
+    return s, logratio
+
+
+def _g_and_dg(spec: _TorchKernel, s, w_div, logratio, buf, pool):
+    """``(g(clamp l) + tails, g'(clamp l))`` elementwise: ``E = s / w̃`` where the generator
+    reads it, ``l`` where it reads ``l`` or some ``E`` (``l``) leaves ``[e^−lc, e^lc]``
+    (``[−lc, lc]``), the linear tails only then."""
+    import torch
+    lc = spec.lc
+    ratio = l = None
+    if spec.needs_ratio:
+        ratio = torch.div(s, w_div, out=buf())  # e^l without an exp
+        r_lo, r_hi = torch.aminmax(ratio)
+        tails = not (bool(r_lo >= math.exp(-lc)) and bool(r_hi <= math.exp(lc)))  # NaN: slow path
+        if spec.needs_l or tails:
+            l = logratio()
+    else:
+        l = logratio()
+        l_lo, l_hi = torch.aminmax(l)
+        tails = not (bool(l_lo >= -lc) and bool(l_hi <= lc))
+    if tails:
+        l_raw = l
+        l = torch.clamp(l_raw, -lc, lc, out=buf())
+        ratio = torch.exp(l, out=buf())
+    gv, dg = spec.gd(l, ratio, pool=pool) if spec.native else spec.gd(l, ratio)  # overwrites l, ratio
+    if not (isinstance(gv, torch.Tensor) and gv is not dg):
+        gv = torch.add(torch.zeros_like(s), gv)
+    if tails:
+        zero = torch.zeros((), dtype=s.dtype)
+        gv.add_(torch.where(l_raw < -lc, spec.lo * (l_raw + lc), zero))
+        gv.add_(torch.where(l_raw > lc, spec.hi * (l_raw - lc), zero))
+    return gv, dg
+
+
+def _forward_block(spec: _TorchKernel, z, w, log_w, need_grad, pool, zeros=None, grad_out=None, loss_out=None):
+    """``(per-example loss, gradient or None)`` of one block of rows (see
+    :func:`fdiv_kernel_torch`); the results go to ``loss_out``/``grad_out`` when given."""
+    import torch
+    # n × k temporaries are written in place, or taken from the reused workspace: a fresh
+    # large tensor costs several times an arithmetic pass over it on CPU (page faults)
+    scratch = []
+
+    def buf(like=z):
+        t = pool.get(like) if pool is not None else torch.empty_like(like)
+        scratch.append(t)
+        return t
+
+    # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
+    w_div, zmask, fpi = zeros if zeros is not None else (w, None, 0.0)
+    s, logratio = _softmax_and_logratio(z, w_div, log_w, buf)
+    gv, dg = _g_and_dg(spec, s, w_div, logratio, buf, pool)
+    gv.mul_(w)
+    if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
+        gv.addcmul_(s, zmask, value=fpi)
+    per_example = torch.sum(gv, dim=-1, out=loss_out) if loss_out is not None else gv.sum(dim=-1)
+    grad = None
+    if need_grad:
+        # the gradient is saved for backward: a fresh tensor, never workspace
+        grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
+        if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
+            grad.addcmul_(s, zmask, value=fpi)
+        top_class_gradient(grad, s)  # overwrites s (scratch)
+    if pool is not None:
+        for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
+            pool.put(t)
+    return per_example, grad
+
+
+def top_class_gradient(a, s):
+    """``a ← ∂/∂z`` in place from ``a_c = ∂loss/∂log s_c`` and ``s = softmax(z)`` (rows):
+    ``a_c − s_c Σ a``, and at a row's single largest ``s_j`` (ties: the first form)
+    ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j = Σ_{c≠j} s_c`` — the formula of the C
+    and Triton kernels, which does not cancel as ``s_j → 1`` (``a_j − s_j Σ a`` loses most
+    digits there in float32).  ``s`` is overwritten (its top entries set to 0).  Returns ``a``."""
+    import torch
+    top = s.argmax(dim=-1, keepdim=True)
+    a_top, s_top = a.gather(-1, top), s.gather(-1, top)
+    a.scatter_(-1, top, 0.0)
+    s.scatter_(-1, top, 0.0)
+    a_rest, s_rest = a.sum(dim=-1, keepdim=True), s.sum(dim=-1, keepdim=True)
+    single = s.amax(dim=-1, keepdim=True) < s_top
+    a_sum = a_rest + a_top
+    a.addcmul_(s, a_sum, value=-1)  # the top entries stay 0 here
+    a.scatter_(-1, top, torch.where(single, a_top * s_rest - s_top * a_rest, a_top - s_top * a_sum))
+    return a
 
 
 def _text_hash(text: str) -> str:
@@ -503,7 +558,7 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
         if zmask is not None:
             a = a + fpi * s * zmask
             value = value + fpi * s * zmask
-        return value.sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
+        return value.sum(dim=-1), top_class_gradient(a, s)  # (s is not read after this)
 
     # one code object per generator: dynamo caches compiled frames per code object, and
     # closures sharing one would count as recompilations of a single frame (limit 8)
