@@ -167,18 +167,10 @@ WORKSPACE = BufferPool()
 CHUNK_ELEMENTS = 1 << 18
 
 
-def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
-    """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
-
-    The expression DAG (identical subtrees evaluated once) is run node by node; a node
-    whose operand is a temporary at its last use overwrites it in place (``mul_``,
-    ``exp_`` …) instead of allocating.  On CPU a fresh ``n × k`` tensor costs several
-    times an in-place pass, so this is most of the speed of a generated loss.  Raises
-    ``_Unsupported`` for node types it does not know (the caller falls back to lambdify).
-    Outputs that are constant come back as Python floats.  ``donate=True``: the input
-    tensors belong to the program too and may be overwritten at their last use.
-    """
-    import torch
+def _schedule(exprs: tuple, args: tuple) -> tuple[list, dict]:
+    """The nodes of ``exprs``' DAG to evaluate, operands first (symbols and numbers left
+    out), and how often each node is used (outputs once more: never overwritten).  Raises
+    ``_Unsupported`` for node types :func:`inplace_program` does not know."""
     order: list = []
     uses: dict = {}
 
@@ -204,12 +196,83 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
         if e.is_Symbol:
             if e not in args:
                 raise _Unsupported(f"free symbol {e}")
-            continue
-        if e.is_Number:
+        elif e.is_Number:
             if not e.is_real:
                 raise _Unsupported(str(e))
-            continue
-        steps.append(e)
+        else:
+            steps.append(e)
+    return steps, uses
+
+
+def _add_mul(e, ops, new):
+    """An ``Add``/``Mul`` node from its operands ``[(value, may overwrite)]``: a float when
+    every operand is one, else a tensor (an overwritable operand reused in place)."""
+    import torch
+    tensors = [(v, own) for v, own in ops if isinstance(v, torch.Tensor)]
+    consts = [v for v, _ in ops if not isinstance(v, torch.Tensor)]
+    mul = isinstance(e, sp.Mul)
+    c = math.prod(consts) if mul else sum(consts)
+    if not tensors:
+        return c
+    acc, own = next(((v, o) for v, o in tensors if o), tensors[0])
+    rest = [v for v, o in tensors if v is not acc] + [v for v, o in tensors if v is acc][1:]
+    if not own:
+        op = torch.mul if mul else torch.add
+        if rest:
+            acc = op(acc, rest.pop(0), out=new(acc))
+        elif (mul and c != 1) or (not mul and c != 0):
+            acc = op(acc, c, out=new(acc))
+            c = 1 if mul else 0
+        else:
+            acc = new(acc).copy_(acc)
+    for v in rest:
+        acc = acc.mul_(v) if mul else acc.add_(v)
+    if mul and c != 1:
+        acc = acc.neg_() if c == -1 else acc.mul_(c)
+    elif not mul and c != 0:
+        acc = acc.add_(c)
+    return acc
+
+
+def _pow(e, ops, new):
+    """A ``Pow`` node (squares, reciprocals and roots by their own functions)."""
+    import torch
+    (b, own), (x, _) = ops
+    if isinstance(x, torch.Tensor):
+        return torch.pow(b, x, out=new(x if not isinstance(b, torch.Tensor) else b))
+    if not isinstance(b, torch.Tensor):
+        return float(b) ** x
+    fn = {2.0: "square", -1.0: "reciprocal", 0.5: "sqrt", -0.5: "rsqrt", 1.0: None}.get(x, "pow")
+    if fn is None:
+        return b if own else new(b).copy_(b)
+    if fn == "pow":
+        return b.pow_(x) if own else torch.pow(b, x, out=new(b))
+    return getattr(b, fn + "_")() if own else getattr(torch, fn)(b, out=new(b))
+
+
+def _unary(e, ops, new):
+    """An ``exp``/``log``/``abs``/… node."""
+    import torch
+    (b, own), = ops
+    name = _UNARY[type(e)]
+    if not isinstance(b, torch.Tensor):
+        return float(sp.N(e))
+    return getattr(b, name + "_")() if own else getattr(torch, name)(b, out=new(b))
+
+
+def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
+    """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
+
+    The expression DAG (identical subtrees evaluated once) is run node by node; a node
+    whose operand is a temporary at its last use overwrites it in place (``mul_``,
+    ``exp_`` …) instead of allocating.  On CPU a fresh ``n × k`` tensor costs several
+    times an in-place pass, so this is most of the speed of a generated loss.  Raises
+    ``_Unsupported`` for node types it does not know (the caller falls back to lambdify).
+    Outputs that are constant come back as Python floats.  ``donate=True``: the input
+    tensors belong to the program too and may be overwritten at their last use.
+    """
+    import torch
+    steps, uses = _schedule(exprs, args)
 
     def run(*vals, pool=None):
         env = {a: v for a, v in zip(args, vals)}
@@ -231,56 +294,10 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
 
         for e in steps:
             ops = [take(a) for a in e.args]
-            tensors = [(v, own) for v, own in ops if isinstance(v, torch.Tensor)]
-            consts = [v for v, _ in ops if not isinstance(v, torch.Tensor)]
-            if isinstance(e, (sp.Add, sp.Mul)):
-                mul = isinstance(e, sp.Mul)
-                c = math.prod(consts) if mul else sum(consts)
-                if not tensors:
-                    env[e] = c
-                    continue
-                acc, own = next(((v, o) for v, o in tensors if o), tensors[0])
-                rest = [v for v, o in tensors if v is not acc] + \
-                       [v for v, o in tensors if v is acc][1:]
-                if not own:
-                    op = torch.mul if mul else torch.add
-                    if rest:
-                        acc = op(acc, rest.pop(0), out=new(acc))
-                    elif (mul and c != 1) or (not mul and c != 0):
-                        acc = op(acc, c, out=new(acc))
-                        c = 1 if mul else 0
-                    else:
-                        acc = new(acc).copy_(acc)
-                for v in rest:
-                    acc = acc.mul_(v) if mul else acc.add_(v)
-                if mul and c != 1:
-                    acc = acc.neg_() if c == -1 else acc.mul_(c)
-                elif not mul and c != 0:
-                    acc = acc.add_(c)
-            elif isinstance(e, sp.Pow):
-                (b, own), (x, _) = ops
-                if isinstance(x, torch.Tensor):
-                    acc = torch.pow(b, x, out=new(x if not isinstance(b, torch.Tensor) else b))
-                elif not isinstance(b, torch.Tensor):
-                    env[e] = float(b) ** x
-                    continue
-                else:
-                    fn = {2.0: "square", -1.0: "reciprocal", 0.5: "sqrt", -0.5: "rsqrt",
-                          1.0: None}.get(x, "pow")
-                    if fn is None:
-                        acc = b if own else new(b).copy_(b)
-                    elif fn == "pow":
-                        acc = b.pow_(x) if own else torch.pow(b, x, out=new(b))
-                    else:
-                        acc = getattr(b, fn + "_")() if own else getattr(torch, fn)(b, out=new(b))
-            else:
-                (b, own), = ops
-                name = _UNARY[type(e)]
-                if not isinstance(b, torch.Tensor):
-                    env[e] = float(sp.N(e))
-                    continue
-                acc = getattr(b, name + "_")() if own else getattr(torch, name)(b, out=new(b))
-            env[e] = acc
+            evaluate = _add_mul if isinstance(e, (sp.Add, sp.Mul)) else _pow if isinstance(e, sp.Pow) else _unary
+            acc = env[e] = evaluate(e, ops, new)
+            if not isinstance(acc, torch.Tensor):
+                continue
             owned.add(e)
             if pool is not None:  # temporaries that died here go back to the pool
                 for a in e.args:
