@@ -48,8 +48,6 @@ import importlib.util
 import math
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 import sympy as sp
