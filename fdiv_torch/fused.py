@@ -523,20 +523,27 @@ def _forward_block(spec: _TorchKernel, z, w, log_w, need_grad, pool, zeros=None,
 
 def top_class_gradient(a, s):
     """``a ← ∂/∂z`` in place from ``a_c = ∂loss/∂log s_c`` and ``s = softmax(z)`` (rows):
-    ``a_c − s_c Σ a``, and at a row's single largest ``s_j`` (ties: the first form)
-    ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j = Σ_{c≠j} s_c`` — the formula of the C
-    and Triton kernels, which does not cancel as ``s_j → 1`` (``a_j − s_j Σ a`` loses most
-    digits there in float32).  ``s`` is overwritten (its top entries set to 0).  Returns ``a``."""
+    ``a_c − s_c Σ a``, and at a row's top class ``j`` where ``s_j > 1/2`` (then it is the
+    single largest) ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j = Σ_{c≠j} s_c`` — the
+    formula of the C and Triton kernels, which does not cancel as ``s_j → 1`` (``a_j − s_j Σ a``
+    loses most digits there in float32).  Two classes: ``∂/∂z_0 = a_0 s_1 − s_0 a_1 = −∂/∂z_1``,
+    the same formula for both.  ``s`` may be overwritten (its top entries set to 0).
+    Returns ``a``."""
     import torch
-    top = s.argmax(dim=-1, keepdim=True)
-    a_top, s_top = a.gather(-1, top), s.gather(-1, top)
+    if a.shape[-1] == 2:
+        g0 = a[:, 0] * s[:, 1] - s[:, 0] * a[:, 1]
+        a[:, 0] = g0
+        torch.neg(g0, out=g0)
+        a[:, 1] = g0
+        return a
+    s_top, top = s.max(dim=-1, keepdim=True)
+    a_top = a.gather(-1, top)
     a.scatter_(-1, top, 0.0)
     s.scatter_(-1, top, 0.0)
     a_rest, s_rest = a.sum(dim=-1, keepdim=True), s.sum(dim=-1, keepdim=True)
-    single = s.amax(dim=-1, keepdim=True) < s_top
     a_sum = a_rest + a_top
     a.addcmul_(s, a_sum, value=-1)  # the top entries stay 0 here
-    a.scatter_(-1, top, torch.where(single, a_top * s_rest - s_top * a_rest, a_top - s_top * a_sum))
+    a.scatter_(-1, top, torch.where(s_top > 0.5, a_top * s_rest - s_top * a_rest, a_top - s_top * a_sum))
     return a
 
 

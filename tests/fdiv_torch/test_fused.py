@@ -156,7 +156,8 @@ def test_the_torch_kernel_top_class_gradient_has_no_cancellation(k):
 
 
 def test_top_class_gradient_ties_take_the_plain_form():
-    """Rows whose largest probability is shared keep ``a − s Σa`` (no single top class)."""
+    """Rows whose largest probability is at most 1/2 (ties among them) keep ``a − s Σa``; a
+    row with a top class above 1/2 agrees with it to rounding."""
     from fdiv_torch.fused import top_class_gradient
     a = torch.tensor([[0.3, 0.3, -0.1], [0.2, 0.5, 0.1]], dtype=torch.float64)
     s = torch.tensor([[0.4, 0.4, 0.2], [0.2, 0.7, 0.1]], dtype=torch.float64)
