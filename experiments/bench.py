@@ -8,8 +8,12 @@ Method
   shared machine hit all variants alike.  Each call records wall time
   (``time.perf_counter``) and process CPU time (``time.process_time``, all threads of this
   process, page faults included).  Reported: median and inter-quartile range (IQR) of
-  both, and the ratio of medians to cross-entropy.  The headline ratio uses CPU time,
-  which other processes on the machine do not inflate; wall ratios are recorded too.
+  both, and the ratio of medians to cross-entropy, always on **one clock**
+  (:func:`ratios_to_ce`: wall ÷ CE's wall, CPU ÷ CE's CPU; never mixed).  The kernel tables'
+  headline ratio uses CPU time, which other processes on the machine do not inflate; the
+  training table leads with wall time, which the cost figure shows (process CPU time also
+  counts idle-spinning pool threads: seen charging CE's epochs twice their wall time);
+  both ratios are recorded for every row.
   torch runs single-threaded by default (``threads``), as a sweep worker does.
 * **Peak memory (CPU).**  One extra call under ``torch.profiler`` with
   ``profile_memory=True``: the ``[memory]`` events of its trace carry the allocator's
@@ -58,7 +62,8 @@ import numpy as np
 from theory import NAMED
 
 __all__ = ["GENERATORS", "TYPED", "SHAPES", "WHAT", "stats", "peak_memory_mib", "bench_kernels", "cpu_goal",
-           "bench_training", "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench", "steady_allocator",
+           "bench_training", "training_rows", "ratios_to_ce",
+           "bench_scaling", "bench_sweep_workers", "bench_curve", "run_bench", "steady_allocator",
            "format_tables"]
 
 #: Every named generator (:data:`theory.NAMED`).
@@ -94,6 +99,16 @@ def _interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1) 
             wall[name].append(w1 - w0)
             cpu[name].append(c1 - c0)
     return {n: {"wall": stats(wall[n]), "cpu": stats(cpu[n])} for n in names}
+
+
+def ratios_to_ce(timings: dict[str, dict], ce: str = "ce") -> dict[str, dict[str, float]]:
+    """Per variant, its median time over ``ce``'s on the **same clock**:
+    ``{"wall": wall / CE wall, "cpu": CPU / CE CPU}`` (``timings`` as :func:`_interleaved`
+    returns them).  Wall time and process CPU time are never mixed: CPU time also counts
+    idle-spinning pool threads, so it can be twice the wall time of the same call."""
+    base = timings[ce]
+    return {name: {clock: t[clock]["median_ms"] / base[clock]["median_ms"] for clock in ("wall", "cpu")}
+            for name, t in timings.items()}
 
 
 @contextlib.contextmanager
@@ -229,6 +244,62 @@ def _cycling(ws: list) -> Callable[[], Any]:
     return nxt
 
 
+def _kernel_fns(x, pool, specs, default: str, reference: bool, torch_kernel: bool) -> dict[str, Callable]:
+    """The timed calls of one shape: CE, then per generator the default path (``fused``),
+    the torch kernel (when the default is C) and the reference path."""
+    import torch.nn.functional as F
+    from .losses import fdiv_loss
+
+    def ce(weak=_cycling(pool)):
+        x.grad = None
+        F.cross_entropy(x, weak()).backward()
+
+    fns: dict[str, Callable] = {"ce": ce}
+    for spec in specs:
+        def fused(spec=spec, weak=_cycling(pool)):
+            x.grad = None
+            fdiv_loss(x, weak(), spec).backward()
+
+        fns[f"{spec}|fused"] = fused
+        if torch_kernel and default == "c":
+            def eager(spec=spec, weak=_cycling(pool)):
+                x.grad = None
+                fdiv_loss(x, weak(), spec, fused="torch").backward()
+            fns[f"{spec}|torch"] = eager
+        if reference:
+            def ref(spec=spec, weak=_cycling(pool)):
+                x.grad = None
+                fdiv_loss(x, weak(), spec, fused=False).backward()
+            fns[f"{spec}|reference"] = ref
+    return fns
+
+
+def _compiled_fns(x, w, pool, compile_generators, fns: dict) -> dict:
+    """Add ``torch.compile`` variants (CE and ``compile_generators``) to ``fns``; returns
+    per variant whether it compiled (and how long it took, or why not)."""
+    import torch
+    import torch.nn.functional as F
+    info = {}
+    cce = torch.compile(lambda a, b: F.cross_entropy(a, b), dynamic=False)
+
+    def ce_compiled(weak=_cycling(pool)):
+        x.grad = None
+        cce(x, weak()).backward()
+    try:
+        t0 = time.perf_counter()
+        ce_compiled()
+        info["ce"] = {"ok": True, "compile_s": time.perf_counter() - t0}
+        fns["ce|compiled"] = ce_compiled
+    except Exception as exc:  # noqa: BLE001
+        info["ce"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    for spec in compile_generators:
+        call, one = _compile_variant(spec, x, w)
+        info[spec] = one
+        if call is not None:
+            fns[f"{spec}|compiled"] = call
+    return info
+
+
 def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int = 15,
                   compile_generators=(), seed: int = 0, reference: bool = True,
                   fresh_weak: bool = True, torch_kernel: bool = True) -> dict:
@@ -238,12 +309,11 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
     torch kernel; ``default_path`` in the result says which), ``torch`` (the generated torch
     kernel, ``fused="torch"``, when the default is C and ``torch_kernel``), ``reference``.
     ``fresh_weak``: each call of each variant gets the next of 9 distinct weak-label
-    tensors (no weak-label preparation is reused); ``False``: one tensor for all calls."""
+    tensors (no weak-label preparation is reused); ``False``: one tensor for all calls.
+    Each row's ``ratio_cpu`` / ``ratio_wall`` is on one clock (:func:`ratios_to_ce`)."""
     import torch
-    import torch.nn.functional as F
     from fdiv_torch import c_kernel
     from fdiv_torch.fused import WORKSPACE
-    from .losses import fdiv_loss
     from .losses import fdiv_kernel_for
     default = fdiv_kernel_for("kl")
     out = {"shapes": [], "default_path": default, "c_kernel": _c_kernel_info()}
@@ -254,61 +324,19 @@ def bench_kernels(shapes=SHAPES, generators=GENERATORS, typed=TYPED, reps: int =
         x = z.clone().requires_grad_()
         pool = [w] + ([torch.softmax(torch.randn(n, k, generator=g) * 2, dim=-1) for _ in range(8)]
                       if fresh_weak else [])
-
-        def ce(weak=_cycling(pool)):
-            x.grad = None
-            F.cross_entropy(x, weak()).backward()
-
-        fns: dict[str, Callable] = {"ce": ce}
-        specs = list(generators) + list(typed)
-        for spec in specs:
-            def fused(spec=spec, weak=_cycling(pool)):
-                x.grad = None
-                fdiv_loss(x, weak(), spec).backward()
-
-            fns[f"{spec}|fused"] = fused
-            if torch_kernel and default == "c":
-                def eager(spec=spec, weak=_cycling(pool)):
-                    x.grad = None
-                    fdiv_loss(x, weak(), spec, fused="torch").backward()
-                fns[f"{spec}|torch"] = eager
-            if reference:
-                def ref(spec=spec, weak=_cycling(pool)):
-                    x.grad = None
-                    fdiv_loss(x, weak(), spec, fused=False).backward()
-                fns[f"{spec}|reference"] = ref
-        compile_info = {}
-        if compile_generators:
-            cce = torch.compile(lambda a, b: F.cross_entropy(a, b), dynamic=False)
-
-            def ce_compiled(weak=_cycling(pool)):
-                x.grad = None
-                cce(x, weak()).backward()
-            try:
-                t0 = time.perf_counter()
-                ce_compiled()
-                compile_info["ce"] = {"ok": True, "compile_s": time.perf_counter() - t0}
-                fns["ce|compiled"] = ce_compiled
-            except Exception as exc:  # noqa: BLE001
-                compile_info["ce"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
-            for spec in compile_generators:
-                call, info = _compile_variant(spec, x, w)
-                compile_info[spec] = info
-                if call is not None:
-                    fns[f"{spec}|compiled"] = call
+        fns = _kernel_fns(x, pool, list(generators) + list(typed), default, reference, torch_kernel)
+        compile_info = _compiled_fns(x, w, pool, compile_generators, fns) if compile_generators else {}
         WORKSPACE.clear()
         c_kernel.GRADIENTS.clear()
         timings = _interleaved(fns, reps)
         peaks = {name: peak_memory_mib(fn) for name, fn in fns.items()}
-        ce_cpu = timings["ce"]["cpu"]["median_ms"]
-        ce_wall = timings["ce"]["wall"]["median_ms"]
+        ratios = ratios_to_ce(timings)
         rows = []
         for name, t in timings.items():
             spec, _, variant = name.partition("|")
             rows.append({"loss": spec, "variant": variant or "eager", "typed": spec in typed,
                          "cpu": t["cpu"], "wall": t["wall"],
-                         "ratio_cpu": t["cpu"]["median_ms"] / ce_cpu,
-                         "ratio_wall": t["wall"]["median_ms"] / ce_wall,
+                         "ratio_cpu": ratios[name]["cpu"], "ratio_wall": ratios[name]["wall"],
                          "peak_mib": peaks[name]})
         out["shapes"].append({"n": n, "k": k, "reps": reps, "rows": rows, "fresh_weak": fresh_weak,
                               "workspace_mib": WORKSPACE.nbytes() / 2**20,
@@ -361,16 +389,24 @@ def bench_training(n: int = 8000, d: int = 2304, d_weak: int = 384, steps: int =
     few = max(2, steps // 10)
     peaks = {name: peak_memory_mib(lambda name=name: _train_once(X, y, name, few)) for name in losses}
     peaks[f"ensemble{members}"] = peak_memory_mib(lambda: _ensemble_once(X, Xw, y, few, members))
-    ce = timings["ce"]["cpu"]["median_ms"]
-    rows = [{"loss": name, "epoch_ms_cpu": t["cpu"]["median_ms"] / steps,
-             "epoch_ms_wall": t["wall"]["median_ms"] / steps,
-             "iqr_ms_cpu": t["cpu"]["iqr_ms"] / steps,
-             "ratio_cpu": t["cpu"]["median_ms"] / ce, "peak_mib": peaks[name]}
-            for name, t in timings.items()]
+    rows = training_rows(timings, steps, peaks)
     return {"n": n, "d": d, "d_weak": d_weak, "steps": steps, "reps": reps,
             "ensemble_members": members, "rows": rows,
             "note": "one epoch = one full-batch Adam step of experiments.pipeline.train_head; "
                     f"ensemble{members} = {members} weak heads ({d_weak}-d, bootstrap) + CE student"}
+
+
+def training_rows(timings: dict[str, dict], steps: int, peaks: dict[str, float | None]) -> list[dict]:
+    """One row per loss: ms per epoch on each clock, and its ratio to CE on the **same**
+    clock (``ratio_wall``: wall ÷ CE wall, what the cost figure shows; ``ratio_cpu``: CPU ÷
+    CE CPU; :func:`ratios_to_ce`)."""
+    ratios = ratios_to_ce(timings)
+    return [{"loss": name, "epoch_ms_cpu": t["cpu"]["median_ms"] / steps,
+             "epoch_ms_wall": t["wall"]["median_ms"] / steps,
+             "iqr_ms_cpu": t["cpu"]["iqr_ms"] / steps, "iqr_ms_wall": t["wall"]["iqr_ms"] / steps,
+             "ratio_wall": ratios[name]["wall"], "ratio_cpu": ratios[name]["cpu"],
+             "peak_mib": peaks[name]}
+            for name, t in timings.items()]
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -539,93 +575,104 @@ def _fmt(x, spec=".2f"):
 
 
 def format_tables(record: dict) -> str:
-    """The benchmark record as text tables."""
+    """The benchmark record as text tables (each ratio to CE on one clock, named in its header)."""
     lines = [f"w2sg bench ({'quick' if record.get('quick') else 'full'}; torch "
              f"{record['machine']['torch']}, {record['machine']['torch_threads']} thread(s), "
-             f"{record['machine']['cpus']} CPUs; ratios = median CPU time / CE's)"]
-    kern = record.get("kernels")
-    if kern:
-        for sh in kern["shapes"]:
-            rows = sh["rows"]
-            ce = next(r for r in rows if r["loss"] == "ce" and r["variant"] == "eager")
-            lines.append("")
-            lines.append(f"loss kernels, forward+backward, logits {sh['n']}×{sh['k']} ({sh['reps']} interleaved reps); "
-                         f"CE {ce['cpu']['median_ms']:.2f} ms CPU, {ce['wall']['median_ms']:.2f} ms wall, "
-                         f"peak {_fmt(ce['peak_mib'], '.1f')} MiB")
-            variants = sorted({r["variant"] for r in rows if r["loss"] != "ce"})
-            head = f"{'generator':<16}" + "".join(f"{v + ' ×CE':>16}{'IQR ms':>9}{'MiB':>8}" for v in variants)
-            lines.append(head)
-            for spec in dict.fromkeys(r["loss"] for r in rows if r["loss"] != "ce"):
-                cells = []
-                for v in variants:
-                    r = next((r for r in rows if r["loss"] == spec and r["variant"] == v), None)
-                    cells.append(f"{_fmt(r['ratio_cpu']) if r else '—':>16}{_fmt(r['cpu']['iqr_ms']) if r else '—':>9}"
-                                 f"{_fmt(r['peak_mib'], '.1f') if r else '—':>8}")
-                lines.append(f"{spec[:16]:<16}" + "".join(cells))
-            comp = next((r for r in rows if r["loss"] == "ce" and r["variant"] == "compiled"), None)
-            if comp:
-                lines.append(f"{'ce (compiled)':<16}{_fmt(comp['ratio_cpu']):>16}")
-            lines.append(f"kept between calls: torch-kernel workspace {sh['workspace_mib']:.1f} MiB, "
-                         f"C-kernel saved gradients {sh.get('c_gradients_mib', 0.0):.1f} MiB")
-            if sh.get("compile"):
-                for spec, info in sh["compile"].items():
-                    lines.append(f"torch.compile {spec}: " + (f"ok, compiled in {info['compile_s']:.1f} s"
-                                                              if info.get("ok") else f"failed ({info.get('error')})"))
-        if kern.get("compile_note"):
-            lines.append(kern["compile_note"])
-        if kern.get("default_path"):
-            info = kern.get("c_kernel") or {}
-            lines.append("")
-            lines.append("fused = fdiv_loss's default CPU path: " + (
-                f"the generated C kernel ({'vectorised exp/log' if info.get('vector_math') else 'scalar exp/log'})"
-                if kern["default_path"] == "c" else "the generated torch kernel (" + (
-                    info.get("reason") or "the C kernel builds without vector math") + ")")
-                + ("; torch = the generated torch kernel" if kern["default_path"] == "c" else ""))
-            for g in cpu_goal(kern):
-                lines.append(f"CPU goal, every named generator ≤ {g['target']}× CE at {g['shape']}: "
-                             f"{'met' if g['met'] else 'NOT met'} (slowest: {g['worst']} {g['worst_ratio']:.2f}×)")
-    tr = record.get("training")
-    if tr:
-        lines.append("")
-        lines.append(f"training cost per strong-model epoch (linear head, n={tr['n']}, d={tr['d']}, "
-                     f"{tr['steps']} epochs, {tr['reps']} reps)")
-        lines.append(f"{'loss':<14}{'ms/epoch CPU':>14}{'IQR':>8}{'ms wall':>9}{'×CE':>7}{'peak MiB':>10}")
-        for r in tr["rows"]:
-            lines.append(f"{r['loss']:<14}{r['epoch_ms_cpu']:>14.2f}{r['iqr_ms_cpu']:>8.2f}{r['epoch_ms_wall']:>9.2f}"
-                         f"{r['ratio_cpu']:>7.2f}{_fmt(r['peak_mib'], '.1f'):>10}")
-        lines.append(tr["note"])
-    sc = record.get("scaling")
-    if sc:
-        lines.append("")
-        lines.append(f"head training vs number of examples (d={sc['d']}, {sc['steps']} epochs)")
-        for loss, s in sc["losses"].items():
-            pts = ", ".join(f"{n}: {t:.3f}s" for n, t in zip(s["n"], s["seconds_cpu"]))
-            lines.append(f"  {loss:<11} {pts}  → {s['us_per_example']:.2f} µs/example + {s['intercept_s']:.3f} s "
-                         f"(R² {_fmt(s['r2'], '.3f')})")
-        sw = sc.get("sweep_workers")
-        if sw:
-            if "skipped" in sw:
-                lines.append(f"sweep vs workers: skipped ({sw['skipped']})")
-            else:
-                lines.append(f"quick sweep ({sw['references']} reference(s), {sw['runs']} runs) vs local workers "
-                             f"({sw['target']}):")
-                for r in sw["rows"]:
-                    lines.append(f"  {r['workers']} worker(s): {r['runs_s']:.1f} s  speedup {r['speedup']:.2f}×")
-                load = sw.get("load_average_before")
-                lines.append(f"  (load average before: {_fmt(load[0]) if load else '—'} on "
-                             f"{record['machine']['cpus']} CPUs; autogroup scheduling: {sw.get('sched_autogroup')})")
+             f"{record['machine']['cpus']} CPUs)"]
+    for key, fmt in (("kernels", _format_kernels), ("training", _format_training),
+                     ("scaling", _format_scaling)):
+        if record.get(key):
+            lines += fmt(record[key], record)
     if record.get("kernels_cuda"):
         from .bench_cuda import format_cuda_tables
-        lines.append("")
-        lines.append(format_cuda_tables(record["kernels_cuda"]))
-    cv = record.get("curve")
-    if cv:
-        lines.append("")
-        lines.append(f"tight TV curve L_f(δ), {cv['points']} points")
-        lines.append(f"{'generator':<18}{'points/s':>10}{'cold pts/s':>12}{'derive s':>10}")
-        for r in cv["rows"]:
-            derive = r.get("derive_s")
-            lines.append(f"{r['generator'][:18]:<18}{r['points_per_s']:>10.0f}{r['points_per_s_cold']:>12.0f}"
-                         f"{(f'{derive:.2f}' if derive is not None else '—'):>10}")
-        lines.append("derive s: `w2sg derive --f GEN --json` in a fresh interpreter (typed generators)")
+        lines += ["", format_cuda_tables(record["kernels_cuda"])]
+    if record.get("curve"):
+        lines += _format_curve(record["curve"])
     return "\n".join(lines)
+
+
+def _format_kernels(kern: dict, record: dict) -> list[str]:
+    lines = []
+    for sh in kern["shapes"]:
+        rows = sh["rows"]
+        ce = next(r for r in rows if r["loss"] == "ce" and r["variant"] == "eager")
+        lines += ["", f"loss kernels, forward+backward, logits {sh['n']}×{sh['k']} ({sh['reps']} interleaved "
+                      f"reps; ×CE = median CPU time ÷ CE's median CPU time); "
+                      f"CE {ce['cpu']['median_ms']:.2f} ms CPU, {ce['wall']['median_ms']:.2f} ms wall, "
+                      f"peak {_fmt(ce['peak_mib'], '.1f')} MiB"]
+        variants = sorted({r["variant"] for r in rows if r["loss"] != "ce"})
+        lines.append(f"{'generator':<16}" + "".join(f"{v + ' ×CE':>16}{'IQR ms':>9}{'MiB':>8}" for v in variants))
+        for spec in dict.fromkeys(r["loss"] for r in rows if r["loss"] != "ce"):
+            cells = []
+            for v in variants:
+                r = next((r for r in rows if r["loss"] == spec and r["variant"] == v), None)
+                cells.append(f"{_fmt(r['ratio_cpu']) if r else '—':>16}{_fmt(r['cpu']['iqr_ms']) if r else '—':>9}"
+                             f"{_fmt(r['peak_mib'], '.1f') if r else '—':>8}")
+            lines.append(f"{spec[:16]:<16}" + "".join(cells))
+        comp = next((r for r in rows if r["loss"] == "ce" and r["variant"] == "compiled"), None)
+        if comp:
+            lines.append(f"{'ce (compiled)':<16}{_fmt(comp['ratio_cpu']):>16}")
+        lines.append(f"kept between calls: torch-kernel workspace {sh['workspace_mib']:.1f} MiB, "
+                     f"C-kernel saved gradients {sh.get('c_gradients_mib', 0.0):.1f} MiB")
+        for spec, info in (sh.get("compile") or {}).items():
+            lines.append(f"torch.compile {spec}: " + (f"ok, compiled in {info['compile_s']:.1f} s"
+                                                      if info.get("ok") else f"failed ({info.get('error')})"))
+    if kern.get("compile_note"):
+        lines.append(kern["compile_note"])
+    if kern.get("default_path"):
+        info = kern.get("c_kernel") or {}
+        lines += ["", "fused = fdiv_loss's default CPU path: " + (
+            f"the generated C kernel ({'vectorised exp/log' if info.get('vector_math') else 'scalar exp/log'})"
+            if kern["default_path"] == "c" else "the generated torch kernel (" + (
+                info.get("reason") or "the C kernel builds without vector math") + ")")
+            + ("; torch = the generated torch kernel" if kern["default_path"] == "c" else "")]
+        for g in cpu_goal(kern):
+            lines.append(f"CPU goal, every named generator ≤ {g['target']}× CE at {g['shape']}: "
+                         f"{'met' if g['met'] else 'NOT met'} (slowest: {g['worst']} {g['worst_ratio']:.2f}×)")
+    return lines
+
+
+def _format_training(tr: dict, record: dict) -> list[str]:
+    """Wall time first (what the cost figure shows), each ×CE on its own clock."""
+    lines = ["", f"training cost per strong-model epoch (linear head, n={tr['n']}, d={tr['d']}, "
+                 f"{tr['steps']} epochs, {tr['reps']} reps; ×CE on the same clock: wall ÷ CE wall, "
+                 f"CPU ÷ CE CPU)",
+             f"{'loss':<14}{'ms wall':>9}{'IQR':>7}{'×CE wall':>10}{'ms CPU':>9}{'×CE CPU':>9}{'peak MiB':>10}"]
+    for r in tr["rows"]:
+        ratio_wall = r.get("ratio_wall")  # records before the clocks were split have CPU only
+        lines.append(f"{r['loss']:<14}{r['epoch_ms_wall']:>9.2f}{_fmt(r.get('iqr_ms_wall')):>7}"
+                     f"{_fmt(ratio_wall):>10}{r['epoch_ms_cpu']:>9.2f}{r['ratio_cpu']:>9.2f}"
+                     f"{_fmt(r['peak_mib'], '.1f'):>10}")
+    lines.append(tr["note"])
+    return lines
+
+
+def _format_scaling(sc: dict, record: dict) -> list[str]:
+    lines = ["", f"head training vs number of examples (d={sc['d']}, {sc['steps']} epochs, CPU time)"]
+    for loss, s in sc["losses"].items():
+        pts = ", ".join(f"{n}: {t:.3f}s" for n, t in zip(s["n"], s["seconds_cpu"]))
+        lines.append(f"  {loss:<11} {pts}  → {s['us_per_example']:.2f} µs/example + {s['intercept_s']:.3f} s "
+                     f"(R² {_fmt(s['r2'], '.3f')})")
+    sw = sc.get("sweep_workers")
+    if sw and "skipped" in sw:
+        lines.append(f"sweep vs workers: skipped ({sw['skipped']})")
+    elif sw:
+        lines.append(f"quick sweep ({sw['references']} reference(s), {sw['runs']} runs) vs local workers "
+                     f"({sw['target']}):")
+        for r in sw["rows"]:
+            lines.append(f"  {r['workers']} worker(s): {r['runs_s']:.1f} s  speedup {r['speedup']:.2f}×")
+        load = sw.get("load_average_before")
+        lines.append(f"  (load average before: {_fmt(load[0]) if load else '—'} on "
+                     f"{record['machine']['cpus']} CPUs; autogroup scheduling: {sw.get('sched_autogroup')})")
+    return lines
+
+
+def _format_curve(cv: dict) -> list[str]:
+    lines = ["", f"tight TV curve L_f(δ), {cv['points']} points",
+             f"{'generator':<18}{'points/s':>10}{'cold pts/s':>12}{'derive s':>10}"]
+    for r in cv["rows"]:
+        derive = r.get("derive_s")
+        lines.append(f"{r['generator'][:18]:<18}{r['points_per_s']:>10.0f}{r['points_per_s_cold']:>12.0f}"
+                     f"{(f'{derive:.2f}' if derive is not None else '—'):>10}")
+    lines.append("derive s: `w2sg derive --f GEN --json` in a fresh interpreter (typed generators)")
+    return lines

@@ -26,10 +26,11 @@ def register(subparsers) -> None:
                    help="where the loss kernels run (default cpu); cuda: CUDA-event timings, torch.cuda "
                         "peak memory, CE and Liger-Kernel (if installed) side by side")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (about a minute or two)")
-    p.add_argument("--out", help="results root (default $W2SG_RESULTS or ./results)")
+    p.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results); the record goes to DIR/bench/")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--threads", type=int, default=1, help="torch threads, 1 to 4 × the CPUs (default 1, as a sweep worker)")
-    p.add_argument("--reps", type=int, help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads, 1 to 4 × the CPUs (default 1, as a sweep worker)")
+    p.add_argument("--reps", type=int, metavar="N", help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
     p.add_argument("--compile", default=None,
                    help="comma-separated generators to also measure under torch.compile "
                         "(default: all named and typed; none with --quick; 'none' to skip)")

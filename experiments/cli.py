@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .finetune import FINETUNE_DEFAULTS  # settings of --finetune / a [finetune] table
 
-__all__ = ["register", "resolve_sweep", "device_arg"]
+__all__ = ["register", "resolve_sweep", "device_arg", "short_summary"]
 
 _CONFIG_KEYS = ("tasks", "weak", "strong", "losses", "noise", "seeds", "quick", "out", "workers",
                 "pool", "sizes", "max_length", "train", "weak_train", "finetune")
@@ -46,7 +46,11 @@ def register(subparsers) -> None:
                    help="cpu, cuda or auto (default): where fine-tuned and LLM runs train "
                         "(bf16 autocast on CUDA when supported); linear heads always use the CPU")
     p.add_argument("--dry-run", action="store_true", help="list what would run, run nothing")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the sweep info and the per-cell summary rows as JSON")
+    p.add_argument("--table", action="store_true",
+                   help="also print the full per-cell table (task × weak × loss × noise); it is "
+                        "always written to <out>/runs/summary.txt")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     g = p.add_argument_group("LLM path (GPT-2 family, HH-RLHF / CAI-Harmless; needs a hub or local files)")
     g.add_argument("--llm", nargs=2, metavar=("WEAK", "STRONG"),
@@ -256,10 +260,42 @@ def _run(args) -> int:
         return 1
     rows = summarize(sweep, root)
     info["wall_s"] = time.perf_counter() - t0
-    emit({"info": info, "summary": rows}, args.json,
-         format_summary(rows) + f"\n{info['executed']} executed, {info['skipped']} skipped "
-         f"(already recorded); {info['wall_s']:.1f} s; records in {root}/runs/")
+    table = format_summary(rows)
+    info["summary_table"] = str(_write_table(root, table))
+    text = (table + "\n" if getattr(args, "table", False) else "") + short_summary(sweep, info, rows)
+    emit({"info": info, "summary": rows}, args.json, text)
     return 0
+
+
+def _write_table(root: Path, table: str) -> Path:
+    """The full per-cell table as ``<root>/runs/summary.txt`` (written atomically)."""
+    import os
+    path = Path(root) / "runs" / "summary.txt"
+    tmp = path.with_name(f".summary.{os.getpid()}.tmp")
+    tmp.write_text(table + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def short_summary(sweep: dict, info: dict, rows: list[dict]) -> str:
+    """A few lines after ``w2sg run``: what ran, where the records and the full table are,
+    and per noise level the losses with the highest and lowest mean accuracy (over the
+    tasks, weak models and seeds of the sweep)."""
+    lines = [f"w2sg run: {len(sweep['tasks'])} task(s) × {len(sweep['weak'])} weak model(s) × "
+             f"{len(sweep['losses'])} loss(es) × {len(sweep['noise'])} noise level(s) × "
+             f"{sweep['seeds']} seed(s): {info['executed']} executed, {info['skipped']} skipped "
+             f"(already recorded); {info['wall_s']:.1f} s",
+             f"records in {info['root']}/runs/; full table ({len(rows)} cells) in "
+             f"{info['summary_table']} (or --table)"]
+    by_noise: dict[float, dict[str, list[float]]] = {}
+    for r in rows:
+        by_noise.setdefault(r["noise"], {}).setdefault(r["loss"], []).append(r["w2s_acc"])
+    for noise in sorted(by_noise):
+        means = {loss: sum(v) / len(v) for loss, v in by_noise[noise].items()}
+        best, worst = max(means, key=means.get), min(means, key=means.get)
+        lines.append(f"  noise {noise:g}: best {best} {means[best]:.3f}, worst {worst} "
+                     f"{means[worst]:.3f} (mean test accuracy)")
+    return "\n".join(lines)
 
 
 def _run_llm(args, sweep, root) -> int:

@@ -28,8 +28,9 @@ default; the product loss ignores it).
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -37,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from w2sg.paths import slug
 from w2sg.records import (Baselines, CeilingMetrics, RecordError, ReferenceRecord, ReferenceTimings,
                           RunRecord, RunTimings, WeakMetrics, clean_temp_files, config_hash,
-                          file_sha256, finite_or_none, move_aside, read_record, results_root, student_metrics,
-                          write_record)
+                          finite_or_none, move_aside, read_record, read_regular, results_root,
+                          student_metrics, temp_path, write_record)
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
 from .pipeline import STUDENT_TRAIN, WEAK_TRAIN
@@ -101,10 +103,8 @@ FINETUNE_SWEEP: dict[str, Any] = {
 PRESETS: dict[str, dict[str, Any]] = {"finetune": FINETUNE_SWEEP}
 
 
-def slug(text: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
-        return text.replace(":", "-")
-    return "expr-" + config_hash({"x": text})[:8]
+#: Largest reference ``.npz`` read (bytes): the weak soft labels of one task split.
+MAX_ARRAYS_BYTES = 1 << 30
 
 
 def expand(sweep: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -195,12 +195,7 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
     npz = path.with_suffix(".npz")
     digest = ""
     if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.chmod(tmp, 0o644)
-        digest = file_sha256(tmp)
-        os.replace(tmp, npz)
+        digest = _write_arrays(npz, arrays)
     record = ReferenceRecord(
         config=cfg, config_hash=config_hash(cfg), task=cfg["task"], weak=cfg["weak"],
         strong=cfg["strong"], seed=cfg["seed"], smoothing=_train_cfg(cfg["train"]).smoothing,
@@ -215,30 +210,66 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
     return record
 
 
-def check_reference_record(config: dict, root) -> ReferenceRecord:
-    """The valid reference record of ``config`` under ``root``: it parses (current schema),
-    its ``config_hash`` is the config's and its ``.npz`` has the stored sha256.
-    Raises :class:`w2sg.records.RecordError` otherwise (also when it is missing)."""
+def _write_arrays(npz: Path, arrays: dict) -> str:
+    """Write ``arrays`` to ``npz`` atomically (a temporary file of
+    :func:`w2sg.records.temp_path`, then rename); returns the sha256 of its bytes."""
+    npz.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    fd, tmp = temp_path(npz)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, npz)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def _checked_reference(config: dict, root) -> tuple[ReferenceRecord, bytes]:
+    """The valid reference record of ``config`` and the bytes of its ``.npz``."""
     cfg = reference_config(config)
-    path = reference_path(cfg, results_root(root))
-    rec = read_record(path, ReferenceRecord)
+    top = results_root(root)
+    path = reference_path(cfg, top)
+    rec = read_record(path, ReferenceRecord, root=top)  # ``arrays``: a plain file name
     if rec.config_hash != config_hash(cfg):
         raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
                           f"{config_hash(cfg)}")
     npz = path.with_name(rec.arrays)
-    if not npz.exists():
+    if not os.path.lexists(npz):
         raise RecordError(path, "arrays", f"{npz.name} is missing")
-    if file_sha256(npz) != rec.arrays_sha256:
+    try:
+        data = read_regular(npz, MAX_ARRAYS_BYTES, root=top)
+    except RecordError as exc:
+        raise RecordError(path, "arrays", f"{npz.name}: {exc.problem}") from None
+    if hashlib.sha256(data).hexdigest() != rec.arrays_sha256:
         raise RecordError(path, "arrays_sha256", f"{npz.name} does not have the stored sha256 "
                           "(changed or corrupt)")
-    return rec
+    return rec, data
+
+
+def check_reference_record(config: dict, root) -> ReferenceRecord:
+    """The valid reference record of ``config`` under ``root``: it parses (current schema,
+    every value in range, ``arrays`` a plain file name in its folder), its ``config_hash``
+    is the config's and its ``.npz`` is a regular file with the stored sha256.
+    Raises :class:`w2sg.records.RecordError` otherwise (also when it is missing)."""
+    return _checked_reference(config, root)[0]
 
 
 def check_run_record(config: dict, root) -> RunRecord:
     """The valid run record of ``config``: parses (current schema) and its
     ``config_hash`` is the config's; raises :class:`w2sg.records.RecordError` otherwise."""
-    path = run_path(config, results_root(root))
-    rec = read_record(path, RunRecord)
+    top = results_root(root)
+    path = run_path(config, top)
+    rec = read_record(path, RunRecord, root=top)
     if rec.config_hash != config_hash(config):
         raise RecordError(path, "config_hash", f"{rec.config_hash} is not this config's "
                           f"{config_hash(config)}")
@@ -247,12 +278,11 @@ def check_run_record(config: dict, root) -> RunRecord:
 
 def _load_reference(config: dict, root) -> tuple[ReferenceRecord, dict]:
     try:
-        ref = check_reference_record(config, root)
+        ref, data = _checked_reference(config, root)
     except RecordError:  # missing or invalid (run_sweep has moved invalid ones aside)
         execute_reference(config, root)
-        ref = check_reference_record(config, root)
-    path = reference_path(config, results_root(root))
-    with np.load(path.with_name(ref.arrays)) as z:
+        ref, data = _checked_reference(config, root)
+    with np.load(io.BytesIO(data)) as z:  # the bytes whose sha256 was checked
         arrays = {k: z[k] for k in z.files}
     return ref, arrays
 
@@ -329,7 +359,7 @@ def _say(msg: str, quiet: bool = False) -> None:
 
 
 def _set_aside(exc: RecordError, paths) -> None:
-    moved = [str(move_aside(p)) for p in paths if Path(p).exists()]
+    moved = [str(move_aside(p)) for p in paths if os.path.lexists(p)]
     # named on the console even with --quiet: a record that was not trusted is news
     print(f"[w2sg run] invalid record, redoing it: {exc}; moved aside: {', '.join(moved) or '-'}",
           file=sys.stderr, flush=True)
@@ -341,7 +371,7 @@ def _pending(configs, root, path_of, check, files_of) -> list[dict]:
     todo = []
     for cfg in configs:
         path = path_of(cfg, root)
-        if not path.exists():
+        if not os.path.lexists(path):
             todo.append(cfg)
             continue
         try:
@@ -382,7 +412,7 @@ def run_sweep(sweep: dict, root=None, workers: int = 2, quiet: bool = False,
     root = results_root(root)
     t0 = time.perf_counter()
     for tmp in clean_temp_files(root / "runs"):  # left by a crash between write and rename
-        _say(f"removed a leftover temporary file {tmp}", quiet)
+        _say(f"removed a leftover temporary file {tmp}")  # named even when quiet: a deletion
     refs, runs = expand(sweep)
     seen = set()
     for ref in refs:  # one embedding pass per (task pool, model)
@@ -431,7 +461,7 @@ def summarize(sweep: dict, root=None) -> list[dict]:
     for cfg in runs:
         path = run_path(cfg, root)
         if path.exists():
-            rec = read_record(path, RunRecord)
+            rec = read_record(path, RunRecord, root=root)
             groups.setdefault((cfg["task"], cfg["weak"], cfg["loss"], cfg["noise"]), []).append(rec)
     rows = []
     for (task, weak, loss, noise), recs in groups.items():

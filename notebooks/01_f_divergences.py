@@ -36,6 +36,7 @@ import sympy as sp
 
 from theory import NAMED, get_generator
 from theory.derived import f2_at_1, disagreement_pull, dual, is_bounded
+from w2sg.theory_cli import readable  # the shortest equal form `w2sg derive` prints
 
 QUICK = os.environ.get("W2SG_QUICK") == "1"
 
@@ -46,14 +47,46 @@ QUICK = os.environ.get("W2SG_QUICK") == "1"
 # pull of the loss on a confidently contradicted label (claim C7).
 
 # %%
+W = 0.9  # the weak label's probability of the class the student contradicts (C7 figure)
+
+
+def show(x):
+    """sympy value as printed in the table: — for undefined, ∞ for infinite."""
+    if x is None:
+        return "—"
+    return {"oo": "∞", "-oo": "-oo"}.get(str(x), str(x))
+
+
 rows = []
 for name in NAMED:
     g = get_generator(name)
-    rows.append((name, str(g.expr), str(f2_at_1(g)), str(sp.simplify(dual(g))),
-                 str(disagreement_pull(g)), is_bounded(g)))
-print(f"{'name':11s} {'f(t)':34s} {'f″(1)':6s} {'dual f◇(t)':30s} {'lim t f′(t)':10s} bounded")
+    lim = disagreement_pull(g)
+    pull = -W * lim                      # what the C7 figure plots
+    rows.append((name, str(g.expr), show(f2_at_1(g)), readable(str(dual(g))),
+                 show(lim), "∞" if pull == sp.oo else f"{float(pull):g}", is_bounded(g)))
+WIDTH = max(len(r[1]) for r in rows)     # columns as wide as their longest entry: nothing cut
+DW = max(len(r[3]) for r in rows)
+print(f"{'name':11s} {'f(t)':{WIDTH}s} {'f″(1)':6s} {'dual f◇(t)':{DW}s} {'lim t f′(t)':11s} "
+      f"{'pull at w=0.9':13s} bounded")
 for r in rows:
-    print(f"{r[0]:11s} {r[1][:34]:34s} {r[2]:6s} {r[3][:30]:30s} {r[4]:10s} {r[5]}")
+    print(f"{r[0]:11s} {r[1]:{WIDTH}s} {r[2]:6s} {r[3]:{DW}s} {r[4]:11s} {r[5]:13s} {r[6]}")
+
+# %% [markdown]
+# Reading the table:
+#
+# * **`f″(1)` of `tv` is `—`**: `f(t) = |t − 1|/2` has a kink at `t = 1` (slopes −1/2 and
+#   +1/2), so it is not twice differentiable there and has no local χ² constant: TV is the one
+#   named divergence that does *not* behave like `f″(1)/2 · χ²` between nearby distributions
+#   (it is linear in the distance, not quadratic).
+# * **The sign of the pull.**  For a binary head `s = σ(z)` and weak label `w`, the gradient of
+#   the loss as the student confidently contradicts the label (`s → 0`) tends to
+#   `∂_z D_f(s‖w) → w · lim t f′(t)`.  Gradient *descent* moves `z` by `−∂_z`, so the
+#   pull toward the label is `−w · lim t f′(t)`: the column `lim t f′(t)` is negative (`−1` for
+#   `kl`, i.e. cross-entropy) when the loss keeps pulling, and the last column — the quantity
+#   the C7 figure (`c7_noise_tolerance`) plots, for `w = 0.9` — is the same number with the
+#   sign of a pull: `0.9` for `kl`.  Both say the same thing; `0` in both means the loss stops
+#   pulling on labels the student confidently contradicts (it tolerates flipped labels), `∞`
+#   (`neyman`) means an unbounded pull.
 
 # %% [markdown]
 # Note `kl` and `reverse_kl` are each other's duals, and `pearson` / `neyman` too:

@@ -59,9 +59,12 @@ def run_compare(root, baseline: str = "ce", metric: str = "acc") -> dict:
 
 
 def write_compare(root, payload: dict) -> Path:
-    """Write ``payload`` atomically as strict JSON to ``<root>/compare/<metric>-vs-<baseline>.json``."""
+    """Write ``payload`` atomically as strict JSON to ``<root>/compare/<metric>-vs-<baseline>.json``,
+    the names encoded by :func:`w2sg.paths.slug` (a baseline ``../../x`` or ``(t-1)**2/(t+1)``
+    becomes ``expr-<hash>``: the file is always directly in ``compare/``)."""
+    from w2sg.paths import slug
     from w2sg.records import CompareRecord, write_record
-    path = Path(root) / "compare" / f"{payload['metric']}-vs-{payload['baseline']}.json"
+    path = Path(root) / "compare" / f"{slug(payload['metric'])}-vs-{slug(payload['baseline'])}.json"
     write_record(path, CompareRecord(**{k: v for k, v in payload.items() if k not in ("kind", "record")}))
     return path
 

@@ -53,8 +53,10 @@ class ReadResult(list):
 # ----------------------------------------------------------------------------- helpers
 def _json_files(folder: Path) -> list[Path]:
     """Record files under ``folder``: ``*.json``, not hidden (temporary files are hidden;
-    records moved aside end in ``.corrupt-<stamp>``)."""
-    if not folder.exists():
+    records moved aside end in ``.corrupt-<stamp>``).  Only names are listed (nothing is
+    opened; linked folders are not followed): :func:`w2sg.records.read_record` refuses what
+    is not a regular file (a FIFO, a device, a folder named ``*.json``, a link out of the root)."""
+    if not folder.is_dir():
         return []
     return [p for p in sorted(folder.rglob("*.json"))
             if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
@@ -67,14 +69,18 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def records_of(folder: Path, kinds: tuple):
+def records_of(folder: Path, kinds: tuple, root: str | Path | None = None):
     """``(path, record)`` of every file of ``kinds`` under ``folder`` (sorted by path), and
-    the problems (one line each: file and field).
+    the problems (one line each: file and field; a file that is not a regular file, links
+    out of ``root`` (default: ``folder``'s parent, the results root), is too large or too
+    deep, or holds a value out of its range is one of them).
     Records of other (known) kinds are passed over; an unknown schema raises."""
+    folder = Path(folder)
+    root = folder.parent if root is None else root
     out, problems = [], []
     for p in _json_files(folder):
         try:
-            rec = read_record(p)
+            rec = read_record(p, root=root)
         except RecordSchemaError:
             raise
         except RecordError as exc:

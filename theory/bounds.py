@@ -100,8 +100,10 @@ def loss_constants(gen: Generator, gamma: float) -> LossConstants:
     if not 0 < gamma < 0.5:
         raise ValueError("γ must lie in (0, 1/2)")
     bound_expr, lip_expr = loss_constant_exprs(gen)
-    bound = to_float(bound_expr.subs(GAMMA, sp.nsimplify(gamma)))
-    lip = to_float(lip_expr.subs(GAMMA, sp.nsimplify(gamma)))
+    # the decimal γ exactly (nsimplify would round 1e-40 to 0 and 0.49999999 to 1/2)
+    g_exact = sp.Rational(repr(float(gamma)))
+    bound = to_float(bound_expr.subs(GAMMA, g_exact))
+    lip = to_float(lip_expr.subs(GAMMA, g_exact))
     # logit Lipschitz: s(1−s)|∂_s ℓ| over the box, by grid then local refinement
     s_sym, w_sym = sp.symbols("s w", positive=True)
     fp = sp.diff(gen.expr, T)

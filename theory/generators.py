@@ -29,6 +29,7 @@ import functools
 import numpy as np
 import sympy as sp
 
+from .convexity import check_convex
 from .parsing import MAX_DIGITS, MAX_EXPONENT, T, GeneratorError, parse_generator
 
 __all__ = ["Generator", "GeneratorError", "get_generator", "NAMED", "PAPER_LOSSES",
@@ -70,7 +71,8 @@ class Generator:
         expr: sympy expression in the positive symbol ``t`` (:data:`theory.parsing.T`).
         description: what ``D_f(S‖W)`` is, in words.
         convexity: how convexity on ``(0, ∞)`` was established
-            (``"named"``, ``"proved symbolically"`` or ``"checked on grid"``).
+            (``"named"``, ``"proved symbolically"`` or ``"checked on grid"``:
+            :func:`theory.convexity.check_convex`).
     """
 
     name: str
@@ -102,64 +104,6 @@ def alpha_generator(a: sp.Rational) -> sp.Expr:
     if a == 0:
         return -sp.log(T) + T - 1
     return (T ** a - a * T - (1 - a)) / (a * (a - 1))
-
-
-def _check_convex_on_grid(expr: sp.Expr, label: str) -> None:
-    """Refuse ``expr`` if it is not convex on a dense log-spaced grid of ``(0, ∞)``.
-
-    Slopes of the chords between neighbouring grid points must be nondecreasing
-    (this also covers non-smooth generators such as ``|t-1|``).
-    """
-    f = sp.lambdify(T, expr, modules="numpy")
-    grid = np.logspace(-6, 6, 4001)
-    with np.errstate(all="ignore"):
-        values = np.asarray(f(grid), dtype=float) * np.ones_like(grid)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise GeneratorError(
-            f"generator {label!r} is not finite at t={grid[bad][0]:.3g}; a generator must be "
-            f"a finite convex function on (0, inf)")
-    slopes = np.diff(values) / np.diff(grid)
-    drop = slopes[:-1] - slopes[1:]
-    # rounding in each chord slope is about eps * |f| / Δt: allow a few of those
-    dt = np.diff(grid)
-    scale = np.maximum(np.maximum(np.abs(values[:-2]), np.abs(values[1:-1])), np.abs(values[2:]))
-    tol = (1e-10 * (np.abs(slopes[:-1]) + np.abs(slopes[1:]))
-           + 16 * np.finfo(float).eps * scale * (1 / dt[:-1] + 1 / dt[1:]))
-    fails = [i for i in np.nonzero(drop > tol)[0][:20] if _slope_drops_exactly(expr, grid[i:i + 3])]
-    if fails:
-        t_bad = grid[fails[0] + 1]
-        raise GeneratorError(
-            f"generator {label!r} is not convex on (0, inf): the slope decreases at "
-            f"t={t_bad:.4g} (f''<0 there); D_f is an f-divergence only for convex f")
-
-
-def _slope_drops_exactly(expr: sp.Expr, points) -> bool:
-    """Whether the chord slope of ``expr`` really decreases over the three ``points``,
-    recomputed in 50-digit arithmetic (mpmath): float64 flags false drops where large terms
-    cancel, e.g. ``(t-1)**2/t - 2*(t-1)`` near ``t = 1e6``."""
-    import mpmath
-    f = sp.lambdify(T, expr, modules="mpmath")
-    with mpmath.workdps(50):
-        a, b, c = (mpmath.mpf(float(x)) for x in points)
-        try:
-            fa, fb, fc = f(a), f(b), f(c)
-        except (ValueError, ZeroDivisionError, TypeError):
-            return True  # cannot confirm: keep the float64 verdict
-        drop = (fb - fa) / (b - a) - (fc - fb) / (c - b)
-        scale = abs(fa) + abs(fb) + abs(fc) + 1
-        return bool(mpmath.im(drop) == 0 and mpmath.re(drop) > mpmath.mpf(10) ** -30 * scale
-                    * (1 / (b - a) + 1 / (c - b)))
-
-
-def _check_convex(expr: sp.Expr, label: str) -> str:
-    second = sp.diff(expr, T, 2)
-    if not second.has(sp.DiracDelta, sp.Heaviside, sp.Piecewise):
-        simplified = sp.simplify(second)
-        if simplified.is_nonnegative:
-            return "proved symbolically"
-    _check_convex_on_grid(expr, label)
-    return "checked on grid"
 
 
 @functools.lru_cache(maxsize=256)
@@ -210,7 +154,7 @@ def get_generator(spec: str) -> Generator:
         raise GeneratorError(
             f"generator {key!r} has f(1) = {at_one}, but an f-divergence needs f(1) = 0; "
             f"subtract it: '({key}) - ({at_one})'")
-    convexity = _check_convex(expr, key)
+    convexity = check_convex(expr, key)
     return Generator(key, expr, "user generator", convexity)
 
 

@@ -157,11 +157,13 @@ class SoftTimeout(Exception):
 
 
 @contextmanager
-def soft_time_limit(seconds: float):
+def soft_time_limit(seconds: float, cpu: bool = False):
     """Best effort: interrupt slow sympy work after ``seconds`` with :class:`SoftTimeout`.
 
     A ``SIGALRM`` handler, so main thread only (no limit elsewhere), and it fires only
     between Python bytecodes: used to give up on an optional ``simplify`` and move on.
+    ``cpu``: count this process's CPU time instead (``SIGPROF``), so the outcome does not
+    depend on how busy the machine is, and an outer ``SIGALRM`` is left alone.
     The hard limit of a whole command is :func:`bounded`.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
@@ -170,10 +172,11 @@ def soft_time_limit(seconds: float):
 
     def handler(signum, frame):
         raise SoftTimeout()
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    sig, timer = (signal.SIGPROF, signal.ITIMER_PROF) if cpu else (signal.SIGALRM, signal.ITIMER_REAL)
+    old = signal.signal(sig, handler)
+    signal.setitimer(timer, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(timer, 0)
+        signal.signal(sig, old)

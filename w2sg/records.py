@@ -27,9 +27,13 @@ Schema versions (the integer ``schema`` field of every kind):
   (``pgr`` / ``pgr_undefined``, ``worst_slack`` / ``worst_slack_nonfinite``).
 
 Readers call :func:`read_record` (or :func:`parse_record`) and read fields of the returned
-dataclass, never alternatives; anything else — unparsable JSON, an unknown ``schema``, a
-wrong ``kind``, a missing field or one of the wrong type — raises :class:`RecordError`,
-whose one-line message names the file and the field.  Free-form sub-objects (a run's
+dataclass, never alternatives; anything else — a file that is not a regular file (FIFO,
+device, folder, a link out of the results root), too large or too deep (:data:`MAX_RECORD_BYTES`,
+:data:`MAX_DEPTH`), unparsable JSON, an unknown ``schema``, a wrong ``kind``, a missing field,
+one of the wrong type, a number that is not finite or a value out of the range declared on
+its field (:func:`fraction`, :func:`nonnegative`, :func:`in_range`, :func:`file_name`,
+:func:`relative_path`) — raises :class:`RecordError`, whose one-line message names the file
+and the field.  Free-form sub-objects (a run's
 ``config``, ``splits``, ``train_info``; a check's ``details``; the bench sections) are typed
 ``dict`` and documented where they are written.
 """
@@ -40,6 +44,8 @@ import hashlib
 import json
 import math
 import os
+import re
+import stat
 import subprocess
 import tempfile
 import time
@@ -57,7 +63,9 @@ __all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaE
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
            "results_root", "config_hash", "code_version", "file_sha256", "write_record",
            "read_record", "parse_record", "student_metrics", "worst_slack_fields",
-           "PGR_UNDEFINED", "clean_temp_files", "move_aside"]
+           "PGR_UNDEFINED", "clean_temp_files", "move_aside", "in_range", "fraction", "nonnegative",
+           "file_name", "relative_path", "MAX_RECORD_BYTES", "MAX_DEPTH", "read_regular",
+           "temp_path", "is_temp_file"]
 
 #: The schema version every record written by this code carries.
 SCHEMA = 2
@@ -79,25 +87,87 @@ class RecordSchemaError(RecordError):
     """A record of an unknown ``schema`` version (including unversioned, older records)."""
 
 
+# ----------------------------------------------------------------------------- value ranges
+# Declared once, on the fields (``dataclasses.field`` metadata), enforced by parse_record and
+# listed in docs/RECORDS.md (a test keeps the two in step).  Every number of a record, typed
+# or inside a free-form object, must be finite; a field with a range must lie in it.
+def in_range(lo: float, hi: float, **kw):
+    """A field whose value (each item, for a list) lies in ``[lo, hi]``; ``kw`` as for
+    :func:`dataclasses.field` (e.g. ``default=None`` for an optional field)."""
+    return field(metadata={"range": (lo, hi)}, **kw)
+
+
+def fraction(**kw):
+    """A probability, accuracy, AUROC, ECE or agreement: in ``[0, 1]``."""
+    return in_range(0.0, 1.0, **kw)
+
+
+def nonnegative(**kw):
+    """A time, count or seed: ``>= 0``."""
+    return in_range(0, math.inf, **kw)
+
+
+def file_name(**kw):
+    """A path stored in a record that must stay in the record's own folder: a plain file name
+    (no ``/``, ``\\``, NUL, not ``.``/``..``, not hidden)."""
+    return field(metadata={"format": "file name in the record's folder"}, **kw)
+
+
+def relative_path(**kw):
+    """A path stored in a record, relative to the results root, that cannot leave it
+    (not absolute, no ``..`` or ``.`` part, no ``\\`` or NUL)."""
+    return field(metadata={"format": "path relative to the results root"}, **kw)
+
+
+def _check_file_name(x: str) -> str | None:
+    if x in ("", ".", "..") or x.startswith(".") or any(c in x for c in "/\\\0"):
+        return f"{x!r} is not a plain file name in the record's folder"
+    return None
+
+
+def _check_relative_path(x: str) -> str | None:
+    parts = x.split("/")
+    if not x or x.startswith("/") or any(c in x for c in "\\\0") or \
+            any(p in ("", ".", "..") for p in parts):
+        return f"{x!r} is not a path inside the results root (relative, no '..')"
+    return None
+
+
+_FORMATS = {"file name in the record's folder": _check_file_name,
+            "path relative to the results root": _check_relative_path}
+
+
+def _fmt_bound(x) -> str:
+    return "inf" if x == math.inf else f"{x:g}"
+
+
+def range_text(f: dataclasses.Field) -> str:
+    """The constraint of a field as written in docs/RECORDS.md (``""`` if none)."""
+    if "range" in f.metadata:
+        lo, hi = f.metadata["range"]
+        return f"in [{_fmt_bound(lo)}, {_fmt_bound(hi)}]" if hi != math.inf else f">= {_fmt_bound(lo)}"
+    return f.metadata.get("format", "")
+
+
 # ----------------------------------------------------------------------------- kinds
 @dataclass
 class WeakMetrics:
     """The weak supervisor on the test split (``auroc`` null with one class), and its
     accuracy on the student split it labels."""
-    acc: float
-    auroc: Optional[float]
-    ece: float
-    acc_student_split: float
+    acc: float = fraction()
+    auroc: Optional[float] = fraction()
+    ece: float = fraction()
+    acc_student_split: float = fraction()
 
 
 @dataclass
 class CeilingMetrics:
     """The strong ceiling (trained on ground truth) on the test split; ``agreement_weak``:
     fraction of test predictions equal to the weak supervisor's."""
-    acc: float
-    auroc: Optional[float]
-    ece: float
-    agreement_weak: float
+    acc: float = fraction()
+    auroc: Optional[float] = fraction()
+    ece: float = fraction()
+    agreement_weak: float = fraction()
 
 
 @dataclass
@@ -106,7 +176,7 @@ class Baselines:
     ceiling acc − weak acc."""
     weak: WeakMetrics
     ceiling: CeilingMetrics
-    gap: float
+    gap: float = in_range(-1.0, 1.0)
 
 
 @dataclass
@@ -118,29 +188,29 @@ class StudentMetrics:
     when fine-tuning: it would cost a pass over the train split);
     ``acc_on_flipped_train``: accuracy on the flipped train examples (null when none were
     flipped, or when fine-tuning); ``noisy_label_acc_train``: accuracy of the noisy labels."""
-    acc: float
-    auroc: Optional[float]
-    ece: float
+    acc: float = fraction()
+    auroc: Optional[float] = fraction()
+    ece: float = fraction()
     pgr: Optional[float]
     pgr_undefined: Optional[str]
-    agreement_weak: float
-    agreement_weak_labels_train: Optional[float]
-    acc_on_flipped_train: Optional[float]
-    noisy_label_acc_train: float
+    agreement_weak: float = fraction()
+    agreement_weak_labels_train: Optional[float] = fraction()
+    acc_on_flipped_train: Optional[float] = fraction()
+    noisy_label_acc_train: float = fraction()
 
 
 @dataclass
 class RunTimings:
-    train_s: float
-    total_s: float
+    train_s: float = nonnegative()
+    total_s: float = nonnegative()
 
 
 @dataclass
 class ReferenceTimings:
-    weak_s: float
-    ceiling_s: float
-    features_s: float
-    total_s: float
+    weak_s: float = nonnegative()
+    ceiling_s: float = nonnegative()
+    features_s: float = nonnegative()
+    total_s: float = nonnegative()
 
 
 @dataclass(kw_only=True)
@@ -173,12 +243,12 @@ class RunRecord(_Header):
     weak: str
     strong: str
     loss: str
-    noise: float
-    seed: int
-    smoothing: float
+    noise: float = fraction()
+    seed: int = nonnegative()
+    smoothing: float = nonnegative()
     metrics: StudentMetrics
     reference: Baselines
-    reference_record: str
+    reference_record: str = relative_path()
     ceiling_split: str
     splits: dict
     train_info: dict
@@ -197,14 +267,14 @@ class ReferenceRecord(_Header):
     task: str
     weak: str
     strong: str
-    seed: int
-    smoothing: float
+    seed: int = nonnegative()
+    smoothing: float = nonnegative()
     baselines: Baselines
     ceiling_split: str
     splits: dict
     train_info: dict
     timings: ReferenceTimings
-    arrays: str
+    arrays: str = file_name()
     arrays_sha256: str
 
 
@@ -221,8 +291,8 @@ class LlmRunRecord(_Header):
     strong: str
     data: str
     loss: str
-    noise: float
-    seed: int
+    noise: float = fraction()
+    seed: int = nonnegative()
     metrics: StudentMetrics
     reference: Baselines
     ceiling_split: str
@@ -237,11 +307,11 @@ class CheckRow:
     ``worst_slack`` null when non-finite, with ``worst_slack_nonfinite`` = ``"inf"``,
     ``"-inf"`` or ``"nan"``."""
     claim: str
-    instances: int
+    instances: int = nonnegative()
     worst_slack: Optional[float]
     worst_slack_nonfinite: Optional[str]
     status: str
-    seconds: float
+    seconds: float = nonnegative()
 
 
 @dataclass(kw_only=True)
@@ -250,7 +320,7 @@ class CheckRecord(_Header, CheckRow):
     ``mode``: ``"quick"`` or ``"full"``; ``seed``: the check's seed."""
     kind: str = "check"
     mode: str
-    seed: int
+    seed: int = nonnegative()
     details: dict
 
 
@@ -259,7 +329,7 @@ class CheckSummaryRecord(_Header):
     """``checks/summary.json``: every claim's row of one ``w2sg check``."""
     kind: str = "check-summary"
     mode: str
-    seed: int
+    seed: int = nonnegative()
     rows: list[CheckRow]
 
 
@@ -268,7 +338,7 @@ class CheckDataRecord(_Header):
     """Bulky data of one claim's check (C3 curves, C4 slacks, C6 coverage) in ``data``."""
     kind: str = "check-data"
     mode: str
-    seed: int
+    seed: int = nonnegative()
     claim: str
     name: str
     data: dict
@@ -282,12 +352,12 @@ class CounterexampleRecord(_Header):
     ``search``: how it was found (origin, draw, violation, gaps, …)."""
     kind: str = "counterexample"
     mode: str
-    seed: int
+    seed: int = nonnegative()
     claim: str
     generator: str
     variant: str
-    search_seed: int
-    index: int
+    search_seed: int = nonnegative()
+    index: int = nonnegative()
     instance: dict
     gain: float
     misfit: float
@@ -307,7 +377,7 @@ class BenchRecord(_Header):
     what: list[str]
     machine: dict
     method: str
-    elapsed_s: float
+    elapsed_s: float = nonnegative()
     kernels: Optional[dict] = None
     training: Optional[dict] = None
     scaling: Optional[dict] = None
@@ -326,15 +396,15 @@ class CompareRecord(_Header):
     metric: str
     unit: str
     pairing: str
-    confidence: float
+    confidence: float = fraction()
     ci: str
     test: str
     correction: str
-    alpha: float
-    n_runs: int
+    alpha: float = fraction()
+    n_runs: int = nonnegative()
     unreadable: list[str]
     rows: list[dict]
-    sources: list[str]
+    sources: list[str] = relative_path()
 
 
 @dataclass(kw_only=True)
@@ -349,7 +419,7 @@ class CudaBenchRecord(_Header):
     what: list[str]
     machine: dict
     method: str
-    elapsed_s: float
+    elapsed_s: float = nonnegative()
     kernels_cuda: dict
 
 
@@ -445,11 +515,34 @@ def code_version() -> str:
 
 
 # ----------------------------------------------------------------------------- writing
+#: Largest record file read (bytes); a bigger one is refused like a corrupt one.
+MAX_RECORD_BYTES = 64 << 20
+#: Deepest nesting of objects and lists in a record (ours are < 10 deep).
+MAX_DEPTH = 64
+
+# The temporary files of this module's writers: ``.<target name>.<pid>.<random>.tmp`` (the
+# target a ``.json`` record or its ``.npz``), renamed onto the target when complete.
+_TEMP = re.compile(r"\.(?P<target>[^/]+\.(?:json|npz))\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp")
+
+
+def temp_path(path: str | os.PathLike) -> tuple[int, Path]:
+    """``(fd, temporary path)``: a new private file next to ``path`` (open for writing, as
+    :func:`tempfile.mkstemp`) whose name :func:`clean_temp_files` recognises."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    return fd, Path(tmp)
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether ``name`` is a temporary file name of this module's writers (:func:`temp_path`)."""
+    return _TEMP.fullmatch(name) is not None
+
+
 def write_record(path: str | os.PathLike, record: Record) -> Path:
     """Write the dataclass ``record`` as strict JSON to ``path`` atomically.
 
     Fills ``code_version`` and ``written_at`` when empty; the file (mode 0644) appears
-    complete or not at all (temp file in the same folder, fsync, ``os.replace``).
+    complete or not at all (:func:`temp_path` in the same folder, fsync, ``os.replace``).
     Non-finite floats inside free-form fields become ``null`` (:func:`w2sg.strict_json.plain`).
     """
     if type(record) not in KINDS.values():
@@ -462,7 +555,7 @@ def write_record(path: str | os.PathLike, record: Record) -> Path:
         record.written_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     data = dataclasses.asdict(record)
     text = dumps({"kind": data.pop("kind"), "schema": data.pop("schema"), **data})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_path(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -479,20 +572,41 @@ def write_record(path: str | os.PathLike, record: Record) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes nothing while it cleans
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
 def clean_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files an interrupted :func:`write_record` (or reference
-    ``.npz`` write) left under ``folder`` (names ``.<name>.<random>.tmp[.npz]``); returns them."""
+    """Delete the temporary files that an interrupted :func:`write_record` (or reference
+    ``.npz`` write, :func:`temp_path`) left under ``folder``; returns them.
+
+    Only regular files named exactly ``.<record>.json.<pid>.<random>.tmp`` or
+    ``.<record>.npz.<pid>.<random>.tmp`` whose writer process ``<pid>`` is gone are
+    removed: a user's own hidden files, and the files of a sweep still running, stay.
+    """
     folder = Path(folder)
-    if not folder.exists():
+    if not folder.is_dir():
         return []
     gone = []
-    for p in sorted(folder.rglob(".*.tmp*")):
-        if p.is_file() and (p.name.endswith(".tmp") or p.name.endswith(".tmp.npz")):
-            try:
-                p.unlink()
-                gone.append(p)
-            except OSError:
-                pass
+    for p in sorted(folder.rglob(".*.tmp")):
+        m = _TEMP.fullmatch(p.name)
+        if m is None or _alive(int(m["pid"])):
+            continue
+        try:
+            if not stat.S_ISREG(os.lstat(p).st_mode):
+                continue
+            p.unlink()
+            gone.append(p)
+        except OSError:
+            pass
     return gone
 
 
@@ -503,7 +617,7 @@ def move_aside(path: str | os.PathLike) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     new = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
-    while new.exists():
+    while new.exists() or new.is_symlink():
         new = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
         n += 1
     os.replace(path, new)
@@ -511,27 +625,81 @@ def move_aside(path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- reading
-def _reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
+_KIND_OF_FILE = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISDIR, "a folder"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISSOCK, "a socket"))
 
 
-def read_record(path: str | os.PathLike, kind: type | tuple[type, ...] | None = None) -> Record:
+def _not_regular(mode: int) -> str:
+    return next((name for test, name in _KIND_OF_FILE if test(mode)), "not a regular file")
+
+
+def _inside(path: Path, root: str | os.PathLike) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int = MAX_RECORD_BYTES,
+                 root: str | os.PathLike | None = None) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``max_bytes`` of them.
+
+    Refused with :class:`RecordError` (never opened, never blocking): a FIFO, device, socket
+    or folder; a symbolic link that resolves outside ``root`` (when given); a larger file.
+    The file is opened non-blocking and checked again on the open descriptor (no race).
+    """
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            if root is not None and not _inside(Path(path), root):
+                raise RecordError(path, None, f"a symbolic link to {os.path.realpath(path)}, "
+                                  f"outside the results root {root}: not read")
+            info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError(path, None, f"is {_not_regular(info.st_mode)}, not a record file: not read")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise RecordError(path, None, f"is {_not_regular(info.st_mode)}, not a record file: not read")
+            if info.st_size > max_bytes:
+                raise RecordError(path, None, f"{info.st_size} bytes, over the limit of {max_bytes}")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise RecordError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise RecordError(path, None, f"over the limit of {max_bytes} bytes")
+    return data
+
+
+def read_record(path: str | os.PathLike, kind: type | tuple[type, ...] | None = None,
+                root: str | os.PathLike | None = None) -> Record:
     """The record at ``path`` as its dataclass; ``kind``: the class(es) accepted.
 
     Raises :class:`RecordError` (one line naming the file and the field) if the file cannot
-    be read, is not strict JSON, has an unknown ``schema`` or ``kind``, or a field is
-    missing, unexpected or of the wrong type.
+    be read (:func:`read_regular`: not a regular file, a link out of ``root``, over
+    :data:`MAX_RECORD_BYTES`), is not strict UTF-8 JSON, is nested deeper than
+    :data:`MAX_DEPTH`, has an unknown ``schema`` or ``kind``, or a field is missing,
+    unexpected, of the wrong type, not finite or out of its range.
     """
+    raw = read_regular(path, MAX_RECORD_BYTES, root)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(path, None, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(path, None, f"cannot read: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:  # the parser's own recursion limit (~1000 levels): far too deep
+        raise RecordError(path, None, f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise RecordError(path, None, f"not valid JSON ({exc})") from None
     return parse_record(data, path, kind)
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_record(data: Any, path: str | os.PathLike = "<record>",
@@ -551,6 +719,7 @@ def parse_record(data: Any, path: str | os.PathLike = "<record>",
                                 f"(this w2sg reads schema {SCHEMA}); {how}")
     if cls is None:
         raise RecordError(path, "kind", f"unknown kind {k!r} (known: {', '.join(KINDS)})")
+    _check_tree(data, path)
     wanted = kind if isinstance(kind, tuple) else ((kind,) if kind else None)
     if wanted and cls not in wanted:
         raise RecordError(path, "kind", f"is {k!r}, expected "
@@ -586,7 +755,44 @@ def _build(cls, data, path, prefix):
         if f.name not in data:  # every field is written (null when empty): none may be missing
             raise RecordError(path, name, "missing")
         kwargs[f.name] = _value(hints[f.name], data[f.name], path, name)
+        if f.metadata:
+            _check_field(f, kwargs[f.name], path, name)
     return cls(**kwargs)
+
+
+def _check_field(f: dataclasses.Field, value, path, name) -> None:
+    """The range or format declared on field ``f`` (each item of a list)."""
+    items = enumerate(value) if isinstance(value, list) else ((None, value),)
+    for i, x in items:
+        where = name if i is None else f"{name}[{i}]"
+        if x is None:
+            continue
+        if "range" in f.metadata:
+            lo, hi = f.metadata["range"]
+            if not lo <= x <= hi:
+                raise RecordError(path, where, f"{x!r} is out of range: {range_text(f)}")
+        check = _FORMATS.get(f.metadata.get("format"))
+        problem = check(x) if check else None
+        if problem:
+            raise RecordError(path, where, problem)
+
+
+def _check_tree(data, path) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` and any non-finite number, anywhere
+    (free-form objects included); iterative, so no input can exhaust the recursion."""
+    stack = [(data, "", 1)]
+    while stack:
+        x, name, depth = stack.pop()
+        if isinstance(x, float) and not math.isfinite(x):
+            raise RecordError(path, name or None, f"{x!r} is not a finite number")
+        if isinstance(x, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise RecordError(path, name or None, f"nested deeper than {MAX_DEPTH} levels")
+            items = x.items() if isinstance(x, dict) else enumerate(x)
+            for k, v in items:
+                if isinstance(v, (dict, list, float)):
+                    sub = f"{name}[{k}]" if isinstance(x, list) else (f"{name}.{k}" if name else str(k))
+                    stack.append((v, sub, depth + 1))
 
 
 def _tname(x) -> str:
@@ -613,7 +819,13 @@ def _value(tp, x, path, name):
     if tp is float:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise RecordError(path, name, f"expected a number, got {_tname(x)}")
-        return float(x)
+        try:
+            value = float(x)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise RecordError(path, name, "is not a finite number")
+        return value
     if tp is int:
         if isinstance(x, bool) or not isinstance(x, int):
             raise RecordError(path, name, f"expected an integer, got {_tname(x)}")

@@ -42,6 +42,8 @@ def test_kernel_bench_rows_are_well_formed():
             # each ratio is that row's median CPU time over CE's, from the same sample
             ce_median = next(r for r in sh["rows"] if r["loss"] == "ce")["cpu"]["median_ms"]
             assert r["ratio_cpu"] == pytest.approx(r["cpu"]["median_ms"] / ce_median)
+            ce_wall = next(r for r in sh["rows"] if r["loss"] == "ce")["wall"]["median_ms"]
+            assert r["ratio_wall"] == pytest.approx(r["wall"]["median_ms"] / ce_wall)
             assert r["peak_mib"] is None or r["peak_mib"] >= 0
     text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2}, "kernels": out})
     assert "256×2" in text and "js" in text and "reference ×CE" in text
@@ -127,3 +129,34 @@ def test_cli_bench_cuda_without_a_gpu_is_a_usage_error(tmp_path, capsys):
     assert main(["bench", "--device", "cuda", "--quick", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--device cuda" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _timing(wall_ms, cpu_ms):
+    return {"wall": {"median_ms": wall_ms, "iqr_ms": 0.1 * wall_ms},
+            "cpu": {"median_ms": cpu_ms, "iqr_ms": 0.1 * cpu_ms}}
+
+
+def test_training_ratios_use_one_clock():
+    """A fabricated record where CE's CPU time is twice its wall time (idle-spinning pool
+    threads) and TV's is not: ×CE must be wall ÷ wall (0.98, as the cost figure shows) and
+    CPU ÷ CPU (0.49) — never CE's CPU against TV's wall."""
+    from experiments.bench import format_tables, ratios_to_ce, training_rows
+    timings = {"ce": _timing(wall_ms=150.0, cpu_ms=300.0), "tv": _timing(wall_ms=147.0, cpu_ms=147.0)}
+    assert ratios_to_ce(timings)["tv"] == {"wall": pytest.approx(0.98), "cpu": pytest.approx(0.49)}
+    assert ratios_to_ce(timings)["ce"] == {"wall": 1.0, "cpu": 1.0}
+    rows = training_rows(timings, steps=30, peaks={"ce": 1.0, "tv": 2.0})
+    tv = rows[1]
+    assert tv["epoch_ms_wall"] == pytest.approx(4.9) and tv["epoch_ms_cpu"] == pytest.approx(4.9)
+    assert tv["ratio_wall"] == pytest.approx(tv["epoch_ms_wall"] / rows[0]["epoch_ms_wall"])
+    assert tv["ratio_cpu"] == pytest.approx(tv["epoch_ms_cpu"] / rows[0]["epoch_ms_cpu"])
+    text = format_tables({"machine": {"torch": "x", "torch_threads": 1, "cpus": 2},
+                          "training": {"n": 1, "d": 1, "steps": 30, "reps": 3, "rows": rows, "note": ""}})
+    line = next(ln for ln in text.splitlines() if ln.startswith("tv "))
+    assert line.split()[1:6] == ["4.90", "0.49", "0.98", "4.90", "0.49"]  # ms, IQR, ×CE wall, ms, ×CE CPU
+    assert "×CE wall" in text and "×CE CPU" in text
+
+
+def test_kernel_ratios_use_one_clock():
+    from experiments.bench import ratios_to_ce
+    timings = {"ce": _timing(2.0, 5.0), "kl|fused": _timing(3.0, 2.5)}
+    assert ratios_to_ce(timings)["kl|fused"] == {"wall": pytest.approx(1.5), "cpu": pytest.approx(0.5)}

@@ -106,7 +106,10 @@ def test_resume_skips_finished_runs(tmp_path, fake_features):
     # an interrupted sweep: one record missing, a stray temp file from a killed write
     victim = run_path(runs[0], tmp_path)
     victim.unlink()
-    stray = victim.parent / f".{victim.name}.abc.tmp"
+    import subprocess
+    killed = subprocess.Popen(["true"])
+    killed.wait()  # the writer's name: .<record>.<pid of a process that is gone>.<random>.tmp
+    stray = victim.parent / f".{victim.name}.{killed.pid}.abc12345.tmp"
     stray.write_text("{half")
     second = run_sweep(sweep, tmp_path, workers=1, quiet=True)
     assert second["executed"] == 1 and second["skipped"] == 4  # 1 reference + 3 runs

@@ -2,7 +2,9 @@
 moved aside, named on the console and redone (with the same metrics); stale temp files go."""
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -91,15 +93,35 @@ def test_missing_npz_is_redone(swept, capsys):
     assert "is missing" in capsys.readouterr().err
 
 
-def test_leftover_temp_files_are_cleaned_at_start(swept):
+def _dead_pid() -> int:
+    import subprocess
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftover_temp_files_are_cleaned_at_start(swept, capsys):
+    """Exactly the writers' temporary files of dead processes go, each named; a user's own
+    hidden files and those of a live writer stay."""
+    import os
     from experiments.runner import reference_path, run_path, run_sweep
     sweep, root, refs, runs = swept
-    stale = [run_path(runs[0], root).parent / f".{run_path(runs[0], root).name}.xyz.tmp",
-             reference_path(refs[0], root).with_name(".seed0-abc.999.tmp.npz")]
-    for s in stale:
+    run, ref = run_path(runs[0], root), reference_path(refs[0], root)
+    dead = _dead_pid()
+    stale = [run.with_name(f".{run.name}.{dead}.ab12cd34.tmp"),
+             ref.with_name(f".{ref.with_suffix('.npz').name}.{dead}.k9_x0y1z.tmp")]
+    mine = [run.with_name(".notes.tmp"), run.with_name(f".{run.name}.backup.tmp"),
+            ref.with_name(".seed0-abc.999.tmp.npz"), run.with_name(".x.tmp.json"),
+            run.with_name(f".{run.name}.{os.getppid()}.ab12cd34.tmp")]  # a live writer's
+    for s in stale + mine:
         s.write_text("{half")
+    capsys.readouterr()
     assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 0
     assert not any(s.exists() for s in stale)
+    assert all(s.read_text() == "{half" for s in mine)
+    err = capsys.readouterr().err
+    assert all(f"removed a leftover temporary file {s}" in err for s in stale)  # even quiet
+    assert not any(str(s) in err for s in mine)
 
 
 def test_summarize_refuses_a_bad_record_by_name(swept):
@@ -110,3 +132,76 @@ def test_summarize_refuses_a_bad_record_by_name(swept):
     victim.write_text("{")
     with pytest.raises(RecordError, match=str(victim)):
         summarize(sweep, root)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int):
+    """Fail instead of hanging the suite if the block blocks (e.g. opening a FIFO)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"blocked for more than {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_fifo_and_impossible_run_records_are_moved_aside_and_redone(swept, capsys):
+    """A FIFO at a run record's path (it would block a reader) and a record with acc 7.3
+    are named, moved aside and redone with the numbers of the original run."""
+    import os
+    from experiments.runner import run_path, run_sweep
+    sweep, root, _, runs = swept
+    fifo, bad = run_path(runs[0], root), run_path(runs[1], root)
+    want = read_record(bad, RunRecord)
+    fifo.unlink()
+    os.mkfifo(fifo)
+    data = json.loads(bad.read_text())
+    data["metrics"]["acc"] = 7.3
+    bad.write_text(json.dumps(data))
+    capsys.readouterr()
+    with _deadline(60):
+        second = run_sweep(sweep, root, workers=1, quiet=True)
+    assert second["executed"] == 2
+    err = capsys.readouterr().err
+    assert f"{fifo}: is a FIFO" in err and f"{bad}: field 'metrics.acc'" in err
+    assert len(_aside(fifo)) == 1 and len(_aside(bad)) == 1
+    assert read_record(bad, RunRecord).metrics == want.metrics
+    assert read_record(fifo, RunRecord).metrics.acc <= 1
+
+
+@pytest.mark.parametrize("arrays", ["../x.npz", "..", "/etc/passwd"])
+def test_planted_arrays_path_is_refused_and_redone(swept, capsys, arrays):
+    """A reference whose ``arrays`` points out of its folder is never followed: one line
+    naming the field, moved aside, recomputed (no file outside the root is read)."""
+    from experiments.runner import check_reference_record, reference_path, run_sweep
+    from w2sg.records import RecordError
+    sweep, root, refs, _ = swept
+    path = reference_path(refs[0], root)
+    good = read_record(path, ReferenceRecord)
+    data = json.loads(path.read_text())
+    data["arrays"] = arrays
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="'arrays'.*not a plain file name") as info:
+        check_reference_record(refs[0], root)
+    assert "\n" not in str(info.value)
+    capsys.readouterr()
+    assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
+    assert "field 'arrays'" in capsys.readouterr().err
+    assert check_reference_record(refs[0], root).arrays == good.arrays
+
+
+def test_fifo_in_place_of_the_npz_is_redone(swept, capsys):
+    import os
+    from experiments.runner import check_reference_record, reference_path, run_sweep
+    sweep, root, refs, _ = swept
+    npz = reference_path(refs[0], root).with_suffix(".npz")
+    npz.unlink()
+    os.mkfifo(npz)
+    capsys.readouterr()
+    with _deadline(60):
+        assert run_sweep(sweep, root, workers=1, quiet=True)["executed"] == 1
+    assert "is a FIFO" in capsys.readouterr().err
+    assert check_reference_record(refs[0], root).arrays == npz.name

@@ -59,3 +59,12 @@ def test_error_interval_tv_and_clipping():
     assert (lo, hi) == (pytest.approx(0.15), pytest.approx(0.25))
     lo, hi = error_interval(get_generator("kl"), 0.1, 2 * 0.3 ** 2)  # Pinsker radius would be 0.3
     assert lo == 0.0 and 0.3 < hi < 0.4
+
+
+@pytest.mark.parametrize("gamma", [1e-12, 0.49999999, 0.05])
+def test_gamma_is_substituted_exactly(gamma):
+    """B_f(γ) of KL is (1−2γ) log((1−γ)/γ) for the γ typed: not for a rounded one
+    (nsimplify made 0.49999999 into 1/2, where B_f = 0, and 1e-40 into 0)."""
+    want = (1 - 2 * gamma) * math.log((1 - gamma) / gamma)
+    got = loss_constants(get_generator("kl"), gamma).bound
+    assert got > 0 and got == pytest.approx(want, rel=1e-9)

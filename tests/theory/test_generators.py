@@ -63,3 +63,31 @@ def test_convex_generator_with_cancelling_terms_is_accepted():
     assert gen.expr.subs(T, 1) == 0
     with pytest.raises(GeneratorError, match="not convex"):
         get_generator("sqrt(t) - 1 - 0*(t-1)**2/t")  # a real concave one is still refused
+
+
+@pytest.mark.parametrize("text,where", [
+    ("log(t)**30", "for t in (3.931e+12, inf)"),            # f'' < 0 for t > e^29
+    ("(t-1)**2 - 1e-30*t**3 + 1e-30", "for t in (3.333e+29, inf)"),
+    ("t**0.5 - 1 + (t-1)**2/1000000", "for t in (0, 2500)"),
+    ("abs(t-1) + log(t)**30", "for all large t"),           # not smooth: the sign at infinity
+])
+def test_concave_beyond_any_grid_is_refused(text, where):
+    """Convexity is decided on the whole of (0, inf): these look convex on [1e-6, 1e6]."""
+    with pytest.raises(GeneratorError, match="not convex on") as info:
+        get_generator(text)
+    assert where in str(info.value)
+
+
+def test_solved_concave_range_is_right():
+    """The reported range of log(t)**30 is exactly where f'' = 30 log(t)^28 (29 - log t)/t^2 < 0."""
+    from theory.convexity import _negative_at
+    expr = sp.log(T) ** 30
+    second = sp.diff(expr, T, 2)
+    assert _negative_at(second, sp.exp(29) * 2) and not _negative_at(second, sp.exp(29) / 2)
+    assert sp.simplify(second - 30 * sp.log(T) ** 28 * (29 - sp.log(T)) / T ** 2) == 0
+
+
+@pytest.mark.parametrize("text", ["cosh(log(t))-1", "t**100 - 1 - 100*(t-1)",
+                                  "t*atan(t)-pi/4 - (t-1)*(1/2 + pi/4)", "exp(t) - E"])
+def test_convex_typed_generators_are_proved(text):
+    assert get_generator(text).convexity == "proved symbolically"

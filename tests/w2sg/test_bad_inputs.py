@@ -104,6 +104,12 @@ INPROCESS = [
     (["divergences", "--gamma", "0"], "--gamma"),
     (["divergences", "--gamma", "-inf"], "--gamma"),
     (["divergences", "--gamma", "0.7"], "--gamma"),
+    (["divergences", "--gamma", "1e-300"], "below 1e-15"),  # 1 - γ rounds to 1 in float64
+    (["derive", "--f", "kl", "--gamma", "1e-16"], "below 1e-15"),
+    (_samples(gamma="1e-300"), "below 1e-15"),
+    # convexity on the whole of (0, inf), not only where a grid looks
+    (["derive", "--f", "log(t)**30"], "f''(t) < 0 for t in (3.931e+12, inf)"),
+    (["bound", "tv", "--f", "(t-1)**2 - 1e-30*t**3 + 1e-30", "--delta", "0.1"], "not convex"),
     (["derive", "--f", "kl", "--gamma", "abc"], "invalid float"),
     # bound samples: every float argument
     (_samples(radius="inf"), "--radius"),

@@ -177,13 +177,30 @@ def test_garbled_files(tmp_path):
     assert "cannot read" in msg
 
 
+def _dead_pid() -> int:
+    import subprocess
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_temp_files_and_move_aside(tmp_path):
     keep = R.write_record(tmp_path / "a" / "r.json", _examples()[7])
-    stale = [tmp_path / "a" / ".r.json.x1.tmp", tmp_path / ".seed0-abc.123.tmp.npz"]
-    for s in stale:
+    dead = _dead_pid()
+    stale = [tmp_path / "a" / f".r.json.{dead}.x1abcdef.tmp", tmp_path / f".seed0-abc.npz.{dead}.0_zz99yy.tmp"]
+    fd, made = R.temp_path(tmp_path / "a" / "s.json")  # the writers' own name
+    os.close(fd)
+    assert R.is_temp_file(made.name) and made.name.startswith(f".s.json.{os.getpid()}.")
+    stale.append(made)  # this process writes nothing while it cleans
+    foreign = [tmp_path / ".notes.tmp", tmp_path / "a" / ".r.json.x1.tmp", tmp_path / ".seed0-abc.123.tmp.npz",
+               tmp_path / f".r.json.{os.getppid()}.x1abcdef.tmp",  # a live writer's
+               tmp_path / f".r.txt.{dead}.x1abcdef.tmp"]
+    for s in stale + foreign:
         s.write_text("half")
+    (tmp_path / f".d.json.{dead}.abcdefgh.tmp").mkdir()  # a folder, not a file
     assert sorted(R.clean_temp_files(tmp_path)) == sorted(stale)
     assert keep.exists() and not any(s.exists() for s in stale)
+    assert all(s.read_text() == "half" for s in foreign)
     moved = R.move_aside(keep)
     assert not keep.exists() and moved.name.startswith("r.json.corrupt-") and moved.exists()
     R.write_record(keep, _examples()[7])
@@ -221,6 +238,12 @@ def test_docs_list_every_field_of_every_kind():
         section = text[text.index(head):].split("\n### ")[0]
         for f in dataclasses.fields(cls):
             assert f"- `{f.name}`:" in section, (cls.__name__, f.name)
+            line = section.split(f"- `{f.name}`:")[1].split("\n")[0]
+            rule = R.range_text(f)  # the range declared on the field, and only it, is documented
+            if rule:
+                assert line.endswith(f", {rule}"), (cls.__name__, f.name, line)
+            else:
+                assert "in [" not in line and ">=" not in line, (cls.__name__, f.name, line)
 
 
 def test_every_field_is_required(tmp_path):
