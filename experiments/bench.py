@@ -513,6 +513,12 @@ def _derive_seconds(spec: str) -> float | None:
 
 
 # ----------------------------------------------------------------------------- driver
+def max_threads() -> int:
+    """The most torch threads a benchmark may ask for: 4 × this machine's CPUs (OpenMP's
+    runtime crashes when asked for 100,000)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None = None,
               compile_generators=None, progress: Callable[[str], None] | None = None,
               device: str = "cpu") -> dict:
@@ -521,6 +527,8 @@ def run_bench(what=WHAT, quick: bool = False, threads: int = 1, reps: int | None
     ``device="cuda"``: the loss kernels on the GPU (:func:`experiments.bench_cuda.bench_kernels_cuda`,
     record kind ``bench-cuda``, key ``kernels_cuda``) instead of the CPU ones."""
     import torch
+    if not 1 <= threads <= max_threads():
+        raise ValueError(f"threads must be between 1 and {max_threads()}, got {threads}")
     say = progress or (lambda msg: None)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

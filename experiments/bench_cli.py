@@ -1,6 +1,7 @@
 """``w2sg bench``: benchmarks (loss kernels vs CE, training cost, scaling, curve speed)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -27,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (about a minute or two)")
     p.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results); the record goes to DIR/bench/")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1, as a sweep worker)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads, 1 to 4 × the CPUs (default 1, as a sweep worker)")
     p.add_argument("--reps", type=int, metavar="N", help="repetitions (default: 21 kernels / 5 training; quick: 7 / 3)")
     p.add_argument("--compile", default=None,
                    help="comma-separated generators to also measure under torch.compile "
@@ -55,8 +57,10 @@ def _bench(args) -> int:
     bad = [w for w in what if w not in WHAT]
     if bad or not what:
         raise _usage(f"--what: unknown part(s) {', '.join(bad) or '(empty)'}; valid: {', '.join(WHAT)}")
-    if args.threads < 1:
-        raise _usage(f"--threads must be at least 1, got {args.threads}")
+    from .bench import max_threads
+    if not 1 <= args.threads <= max_threads():
+        raise _usage(f"--threads must be between 1 and {max_threads()} (4 × this machine's "
+                     f"{os.cpu_count() or 1} CPUs), got {args.threads}")
     if args.reps is not None and args.reps < 3:
         raise _usage(f"--reps must be at least 3 (median and IQR), got {args.reps}")
     if args.device == "cuda" and what != ["kernels"]:

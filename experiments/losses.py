@@ -123,16 +123,27 @@ def _saturating_upcast():
     return _Upcast.apply
 
 
-def _logits(strong_logits):
-    """``(n, k)`` logits in the compute dtype.  The cast is differentiable: the gradient
-    comes back in the caller's dtype; for float16 it saturates at ±65504 (a gradient that
-    large, e.g. Neyman χ² at a confidently wrong logit of 100, is outside float16's range)."""
+def _float_logits(strong_logits):
+    """``(n, k)`` floating logits (``(n,)`` binary logits stacked, integers as float32), not
+    yet cast to a compute dtype."""
     logits = as_multiclass_logits(strong_logits)
-    if not logits.is_floating_point():
-        logits = logits.float()
-    if logits.dtype == torch.float16 and logits.requires_grad and torch.is_grad_enabled():
+    return logits if logits.is_floating_point() else logits.float()
+
+
+def _cast_logits(logits, dtype):
+    """``logits`` in ``dtype``.  The cast is differentiable: the gradient comes back in the
+    caller's dtype; float16 → float32 saturates it at ±65504 (a gradient that large, e.g.
+    Neyman χ² at a confidently wrong logit of 100, is outside float16's range)."""
+    if (logits.dtype == torch.float16 and dtype == torch.float32 and logits.requires_grad
+            and torch.is_grad_enabled()):
         return _saturating_upcast()(logits)
-    return logits.to(_compute_dtype(logits.dtype))
+    return logits.to(dtype)
+
+
+def _logits(strong_logits):
+    """``(n, k)`` logits in the compute dtype (:func:`_compute_dtype`; see :func:`_cast_logits`)."""
+    logits = _float_logits(strong_logits)
+    return _cast_logits(logits, _compute_dtype(logits.dtype))
 
 
 def _weak_rows(weak_probs, k: int, device) -> tuple[torch.Tensor, float]:
@@ -209,14 +220,11 @@ def _compiled(spec: str):
     return gen, {lc: tail_slopes(gen, lc) for lc in (30.0, 200.0)}
 
 
-@functools.lru_cache(maxsize=256)
 def _fprime_inf(spec: str) -> float:
-    """``f'(∞) = lim_{t→∞} f(t)/t`` (:func:`theory.derived.fprime_at_inf`) as a float
-    (``inf`` when infinite, ``nan`` when it could not be determined)."""
-    from theory.derived import fprime_at_inf, to_float
-    gen = _compiled(spec)[0]
-    value = to_float(fprime_at_inf(gen))
-    return float("nan") if value is None else value
+    """``f'(∞) = lim_{t→∞} f(t)/t`` of generator ``spec`` (:func:`fdiv_torch.logratio.fprime_inf`)
+    as a float (``inf`` when infinite, ``nan`` when it could not be determined)."""
+    from fdiv_torch.logratio import fprime_inf
+    return fprime_inf(_compiled(spec)[0])
 
 
 def _zero_term(spec: str, zero, gen_text: str) -> float:
@@ -317,108 +325,49 @@ def fdiv_loss(strong_logits, weak_probs, f, smoothing: float = 0.0,
             under a generator with ``f'(∞) = ∞`` (``reverse_kl``, ``pearson``,
             ``jeffreys``, ...), where ``D_f`` is infinite: pass ``smoothing``.
     """
+    from fdiv_torch.registry import Query, select
     spec = f.name if hasattr(f, "expr") and f.is_named else (f.text if hasattr(f, "expr") else f)
     gen, slopes = _compiled(spec)
-    logits = _logits(strong_logits)
-    k = logits.shape[1]
+    logits = _float_logits(strong_logits)
     w_grad = isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad
-    if fused not in _FUSED:
-        raise ValueError(f"fused must be one of {', '.join(map(repr, _FUSED))}, got {fused!r}")
-    if fused is True or fused == "triton":
-        out = _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced=fused == "triton")
-        if out is not None:
-            return _reduce(out, reduction)
-    if fused is True or fused == "c":
-        out = _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced=fused == "c")
-        if out is not None:
-            return _reduce(out, reduction)
+    backend, kernel = select(Query(gen, slopes, logits.device.type, logits.dtype, w_grad, fused))
+    logits = _cast_logits(logits, backend.compute_dtype(logits.dtype))  # after dispatch: where needed
+    if backend.weak == "raw":
+        return _reduce(_raw_kernel(backend, kernel, spec, gen, logits, weak_probs, smoothing), reduction)
     # log w̃ only where it is read: the reference path, torch.compile, generators that read l
-    need_log = not fused or w_grad or fused == "compile" or _reads_l(gen)
-    w, log_w, w_div, zero = _prepared_weak(weak_probs, k, logits.dtype, logits.device, smoothing, need_log)
-    if w.shape[0] != logits.shape[0]:
-        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    need_log = backend.name in ("reference", "compile") or _reads_l(gen)
+    w, log_w, w_div, zero = _prepared_weak(weak_probs, logits.shape[1], logits.dtype, logits.device,
+                                           smoothing, need_log)
+    _check_rows(logits, w)
     fpi = _zero_term(spec, zero, gen.text) if zero is not None else 0.0
-    from fdiv_torch.logratio import clamp_limit, clamped_logratio
-    lc_val = clamp_limit(logits.dtype)
-    if fused and not w_grad:
-        from fdiv_torch.fused import fdiv_kernel_compiled, fdiv_kernel_torch
-        make = fdiv_kernel_compiled if fused == "compile" else fdiv_kernel_torch
-        kernel = make(gen, lc_val, slopes[lc_val])
-        zeros = None if zero is None else (w_div, zero.to(logits.dtype), fpi)
-        return _reduce(kernel(logits, w, log_w, zeros), reduction)
-    log_s = F.log_softmax(logits, dim=-1)
-    per_example = (w * clamped_logratio(gen, log_s - log_w, lc_val)).sum(dim=-1)
-    if zero is not None and fpi != 0:  # Σ_{c: w_c = 0} s_c f'(∞)
-        per_example = per_example + fpi * (torch.exp(log_s) * zero).sum(dim=-1)
-    return _reduce(per_example, reduction)
+    zeros = None if zero is None else (w_div, zero.to(logits.dtype), fpi)
+    return _reduce(kernel(logits, w, log_w, zeros), reduction)
 
 
-#: Accepted values of ``fdiv_loss(fused=...)``.
-_FUSED = (True, False, "c", "torch", "compile", "triton")
+def _check_rows(logits, w, weak_probs=None, smoothing: float = 0.0) -> None:
+    """Raise ``ValueError`` unless the logits and weak labels have as many rows; with the raw
+    ``weak_probs`` given, invalid weak labels are reported first (as on every path)."""
+    if w.shape[0] != logits.shape[0]:
+        if weak_probs is not None:
+            prepare_weak(weak_probs, logits.shape[1], logits.dtype, logits.device, smoothing)
+        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
 
 
-def fdiv_kernel_for(loss: str, dtype: str = "float32", device: str = "cpu") -> str | None:
-    """Which kernel ``fdiv_loss``'s default path takes for loss ``loss`` on ``device`` with
-    logits of ``dtype`` (weak labels that do not require grad): ``"triton"``, ``"c"`` or
-    ``"torch"``; ``None`` for losses that are not f-divergences (``ce``, ``aux_conf``,
-    ``product``).  The kernels agree within rounding, but a long training run can amplify
-    rounding (``w2sg run`` records this as ``train_info.loss_kernel``)."""
-    if loss in BASELINE_LOSSES or loss == "ce":
-        return None
-    dtype = str(dtype).split(".")[-1]
-    if str(device).startswith("cuda") and dtype in ("float32", "bfloat16", "float16"):
-        from fdiv_torch import triton_kernel
-        if triton_kernel.available():
-            return "triton"
-    if not str(device).startswith("cuda") and dtype in ("float32", "float64", "bfloat16", "float16"):
-        from fdiv_torch import c_kernel
-        if c_kernel.available() and c_kernel.vector_math():
-            return "c"
-    return "torch"
-
-
-def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
-    """Per-example loss from the generated C kernel (:mod:`fdiv_torch.c_kernel`), or None
-    when it does not apply: the default on CPU for float32 and float64 logits (float16 and
-    bfloat16 arrive here as float32, see :func:`_logits`) and weak labels that do not
-    require grad, when a C compiler builds the kernel with vectorised exp/log (the same
-    rule as :func:`fdiv_kernel_for`); ``fused="c"`` forces it (vector math or not) and
-    raises instead of falling back.  Invalid weak labels raise the same ``ValueError`` as
-    :func:`prepare_weak`."""
-    from fdiv_torch import c_kernel as ck
-    why = None
-    if logits.device.type != "cpu":
-        why = f"the C kernel runs on the CPU, not {logits.device.type}"
-    elif logits.dtype not in (torch.float32, torch.float64):
-        why = f"the C kernel takes float32 or float64 logits, not {logits.dtype}"
-    elif isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad:
-        why = "weak labels that require grad take the reference path"
-    elif not ck.available():
-        why = ck.unavailable_reason()
-    elif not forced and not ck.vector_math():
-        return None  # scalar exp/log: the torch kernel is faster (fused="c" still takes it)
-    if why is not None:
-        if forced:
-            raise ValueError(f"fused='c': {why}")
-        return None
-    from fdiv_torch.logratio import clamp_limit
+def _raw_kernel(backend, kernel, spec, gen, logits, weak_probs, smoothing):
+    """Per-example loss from a kernel that reads raw weak rows (C, Triton: they smooth and
+    validate the weak labels themselves, with :func:`prepare_weak`'s tolerance).  Invalid
+    weak labels raise the same ``ValueError`` as :func:`prepare_weak` (the C kernel only
+    flags the row; it is then validated here to say what is wrong)."""
+    from fdiv_torch.c_kernel import InvalidWeakRow
     k = logits.shape[1]
     check_smoothing(smoothing, k)
-    lc = clamp_limit(logits.dtype)
-    try:
-        kernel = ck.fdiv_kernel_c(gen, lc, slopes[lc], _fprime_inf(spec), str(logits.dtype).split(".")[-1])
-    except ck.Unsupported as exc:
-        if forced:
-            raise ValueError(f"fused='c': generator {gen.text!r} has no C kernel ({exc})") from None
-        return None
     w, min_tol = _weak_rows(weak_probs, k, logits.device)
-    if w.shape[0] != logits.shape[0]:
-        prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)  # invalid labels first, as elsewhere
-        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
+    _check_rows(logits, w, weak_probs, smoothing)
+    if backend.name == "triton" and w.dtype == torch.float64:
+        w = w.to(torch.float32)  # the Triton kernel computes in float32
     try:
         return kernel(logits, w, float(smoothing), max(1e-4, min_tol))  # tolerance as prepare_weak's
-    except ck.InvalidWeakRow:
-        # the kernel only flags the row; the validation of the other paths says what is wrong
+    except InvalidWeakRow:
         w = prepare_weak(weak_probs, k, logits.dtype, logits.device, smoothing)
         zero = w == 0
         if bool(zero.any()):
@@ -426,53 +375,26 @@ def _c_path(gen, spec, logits, weak_probs, smoothing, slopes, forced: bool):
         raise
 
 
+def fdiv_kernel_for(loss: str, dtype: str = "float32", device: str = "cpu") -> str | None:
+    """Which kernel ``fdiv_loss``'s default path takes for loss ``loss`` on ``device`` with
+    logits of ``dtype`` (weak labels that do not require grad): ``"triton"``, ``"c"`` or
+    ``"torch"``, as the one dispatch (:func:`fdiv_torch.registry.select`) answers it for
+    ``fdiv_loss`` (the kernel is built, so a generator without a C kernel, or a C library
+    that does not load, is named ``"torch"``); ``None`` for losses that are not
+    f-divergences (``ce``, ``aux_conf``, ``product``).  The kernels agree within rounding,
+    but a long training run can amplify rounding (``w2sg run`` records this as
+    ``train_info.loss_kernel``)."""
+    if loss in BASELINE_LOSSES or loss == "ce":
+        return None
+    from fdiv_torch.registry import Query, select
+    gen, slopes = _compiled(loss)
+    tdtype = getattr(torch, str(dtype).split(".")[-1])
+    return select(Query(gen, slopes, str(device).split(":")[0], tdtype))[0].name
+
+
 def _reads_l(gen) -> bool:
     from fdiv_torch.fused import logratio_value_and_grad_ratio_torch
     return logratio_value_and_grad_ratio_torch(gen)[1]
-
-
-def _triton_path(gen, spec, strong_logits, weak_probs, smoothing, slopes, forced: bool):
-    """Per-example loss (float32) from the generated Triton kernel
-    (:mod:`fdiv_torch.triton_kernel`), or None when it does not apply: the default on CUDA
-    for float32/bfloat16/float16 logits and weak labels that do not require grad, when
-    Triton imports and the generator prints to Triton; ``fused="triton"`` forces it (CPU
-    only under ``TRITON_INTERPRET=1``) and raises instead of falling back.  The logits are
-    read in their own dtype (accumulation in float32, gradient in their dtype; float16
-    gradients saturate at ±65504 as on the other paths)."""
-    from fdiv_torch import triton_kernel as tk
-    logits = as_multiclass_logits(strong_logits)
-    if not logits.is_floating_point():
-        logits = logits.float()
-    why = None
-    if not (logits.is_cuda or (forced and tk.interpreting())):
-        why = "the Triton kernel needs a CUDA device (or TRITON_INTERPRET=1)"
-    elif logits.dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        why = f"the Triton kernel takes float32/bfloat16/float16 logits, not {logits.dtype}"
-    elif isinstance(weak_probs, torch.Tensor) and weak_probs.requires_grad:
-        why = "weak labels that require grad take the reference path"
-    elif not tk.available():
-        why = tk.unavailable_reason()
-    if why is not None:
-        if forced:
-            raise ValueError(f"fused='triton': {why}")
-        return None
-    from fdiv_torch.logratio import clamp_limit
-    k = logits.shape[1]
-    check_smoothing(smoothing, k)
-    lc = clamp_limit(torch.float32)  # computed in float32 whatever the logits' dtype
-    try:
-        kernel = tk.fdiv_kernel_triton(gen, lc, slopes[lc], _fprime_inf(spec))
-    except tk.Unsupported as exc:
-        if forced:
-            raise ValueError(f"fused='triton': generator {gen.text!r} does not print to Triton ({exc})") from None
-        return None
-    w, min_tol = _weak_rows(weak_probs, k, logits.device)
-    if w.shape[0] != logits.shape[0]:
-        raise ValueError(f"{logits.shape[0]} logit rows but {w.shape[0]} weak rows")
-    tol = max(1e-4, min_tol)  # as prepare_weak's default
-    if w.dtype == torch.float64:
-        w = w.to(torch.float32)  # the kernel computes in float32
-    return kernel(logits, w, float(smoothing), tol)
 
 
 def _reduce(x, reduction: str):

@@ -29,11 +29,13 @@ bits for any thread count).  No loop reads an array under a condition: gcc's mas
 keep stale register lanes, and a stale subnormal there cost a microcode assist per vector.
 
 Compilation.  The source is compiled once per generator and dtype by the system's C
-compiler (``$W2SG_CC``, else ``cc``; ``W2SG_CC=none`` turns this path off) with ``-O3
--march=native``, and glibc's vector math library (``libmvec``) where it links, so that
-``exp``/``log`` are vectorised; the shared library is cached under ``~/.cache/w2sg/c``
-(:func:`fdiv_torch.kernel_cache.kernel_cache_dir`), named by the hash of the source, the
-flags, the compiler and the CPU.  Accuracy: libmvec's ``expf``/``logf`` are within 4 ulp,
+compiler with ``-O3 -march=native``, and glibc's vector math library (``libmvec``) where it
+links, so that ``exp``/``log`` are vectorised (:mod:`fdiv_torch.c_build`: ``$W2SG_CC``,
+``W2SG_CC=none`` to turn this path off, one deadline for a compiler that hangs, failures
+remembered); the shared library is cached in a folder only the user can write
+(:func:`fdiv_torch.kernel_cache.kernel_cache_dir`, default ``~/.cache/w2sg/c``), named by the
+hash of the source, the flags, the compiler and the CPU, and loaded only while its SHA-256
+is the one recorded when it was built.  Accuracy: libmvec's ``expf``/``logf`` are within 4 ulp,
 sums run in a different order than torch's; values and gradients equal the reference path
 within rounding, and the float32 gradient is at least as close to the float64 one as the
 reference path's (``tests/fdiv_torch/test_c_kernel.py``).
@@ -42,21 +44,15 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
+import shlex
 from typing import Callable
 
 from theory.generators import Generator
 from theory.parsing import L
 
 from .fused import E_RATIO, BufferPool, ratio_exprs, with_saved_gradient
-from .kernel_cache import kernel_cache_dir
+from . import c_build
 from .printing import C_DOUBLE, C_FLOAT, DagPrinter, Unsupported
 
 __all__ = ["available", "unavailable_reason", "vector_math", "Unsupported", "InvalidWeakRow", "c_source",
@@ -478,76 +474,7 @@ def c_source(gen: Generator, clamp: float, slopes: tuple[float, float], f_inf: f
 
 
 # ----------------------------------------------------------------------------- compiling
-def _compiler() -> str | None:
-    cc = os.environ.get("W2SG_CC", "").strip()
-    if cc.lower() in ("none", "0", "off", "false"):
-        return None
-    return shutil.which(cc or "cc") or (None if cc else shutil.which("gcc") or shutil.which("clang"))
-
-
-_BASE = ["-O3", "-std=gnu11", "-fPIC", "-shared", "-pthread", "-fopenmp-simd", "-fno-math-errno",
-         "-fno-trapping-math"]
-#: Tried in order: vector math and this CPU's instructions, then without libmvec, then plain.
-_FLAG_SETS = (["-march=native", "-DW2SG_MVEC"], ["-march=native"], [])
-
-
-@functools.lru_cache(maxsize=1)
-def _machine_key() -> str:
-    """The compiler's version and this CPU's instruction-set flags (``-march=native``)."""
-    cc = _compiler()
-    try:
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        version = ""
-    cpu = platform.machine() + platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu += next((line for line in fh if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        pass
-    return hashlib.sha256(f"{cc}\n{version}\n{cpu}".encode()).hexdigest()
-
-
-def compile_flags(extra: list[str]) -> list[str]:
-    """The compiler's command-line flags for one of :data:`_FLAG_SETS` (``-lmvec`` with
-    ``-DW2SG_MVEC``)."""
-    return _BASE + extra + ["-lm"] + (["-lmvec"] if "-DW2SG_MVEC" in extra else [])
-
-
-def _build(source: str) -> tuple[Path, list[str]]:
-    """Compile ``source`` to a shared library (cached); returns its path and the flags used."""
-    cc = _compiler()
-    if cc is None:
-        raise Unsupported("no C compiler (set $W2SG_CC)")
-    cache = kernel_cache_dir("c")
-    errors = []
-    for extra in _FLAG_SETS:
-        flags = compile_flags(extra)
-        digest = hashlib.sha256("\n".join([source, " ".join(flags), _machine_key()]).encode()).hexdigest()[:20]
-        out = cache / f"w2sg_fdiv_{digest}.so"
-        failed = out.with_suffix(".failed")  # this flag set does not build here: not retried
-        if out.exists():
-            return out, flags
-        if failed.exists():
-            errors.append(failed.read_text(errors="replace").strip() or "?")
-            continue
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            src = Path(tmp) / "kernel.c"
-            src.write_text(source)
-            lib = Path(tmp) / "kernel.so"
-            try:
-                done = subprocess.run([cc, str(src), "-o", str(lib), *flags], capture_output=True,
-                                      text=True, timeout=120)
-            except (OSError, subprocess.SubprocessError) as exc:
-                errors.append(str(exc))
-                continue
-            if done.returncode == 0 and lib.exists():
-                os.replace(lib, out)  # atomic: concurrent builders write the same bytes
-                return out, flags
-            why = ((done.stderr or done.stdout).strip().splitlines() or ["?"])[-1]
-            errors.append(why)
-            failed.write_text(why + "\n")
-    raise Unsupported(f"{cc} could not compile the kernel: {errors[-1]}")
+compile_flags = c_build.compile_flags
 
 
 def _probe_sources() -> list[str]:
@@ -564,7 +491,7 @@ def unavailable_reason() -> str | None:
     try:
         for source in _probe_sources():
             _load(source)
-    except (Unsupported, OSError) as exc:
+    except (Unsupported, OSError) as exc:  # OSError: e.g. a full disk
         return f"C kernel unavailable: {exc}"[:300].replace("\n", " ")
     return None
 
@@ -591,16 +518,33 @@ def vector_math() -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _load(source: str):
-    path, flags = _build(source)
-    try:
-        fn = ctypes.CDLL(str(path)).w2sg_fdiv  # ctypes releases the GIL during the call
-    except (OSError, AttributeError) as exc:  # e.g. a cache on a noexec mount
-        raise Unsupported(f"the compiled kernel {path} does not load: {exc}") from None
-    i64, f64, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
-    fn.argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, f64, f64, f64, ctypes.c_int, ctypes.c_int]
-    fn.restype = i64
-    fn.w2sg_flags = flags
-    return fn
+    """The kernel function of ``source``'s library (:func:`fdiv_torch.c_build.library`), built
+    with the first flag set of :data:`fdiv_torch.c_build.FLAG_SETS` that builds and loads;
+    ``fn.w2sg_flags``: the flags.  Raises :class:`Unsupported` saying why none did."""
+    cc = c_build.compiler()
+    errors = []
+    for extra in c_build.FLAG_SETS:
+        flags = c_build.compile_flags(extra)
+        try:
+            path = c_build.library(source, flags)
+        except c_build.BuildFailed as exc:
+            errors.append(str(exc))
+            if exc.final:
+                break
+            continue
+        try:
+            fn = ctypes.CDLL(str(path)).w2sg_fdiv  # ctypes releases the GIL during the call
+        except (OSError, AttributeError) as exc:  # e.g. a cache on a noexec mount
+            why = f"the compiled kernel {path} does not load: {exc}"
+            c_build.forget(path, why)
+            errors.append(why)
+            continue
+        i64, f64, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
+        fn.argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, i64, i64, f64, f64, f64, ctypes.c_int, ctypes.c_int]
+        fn.restype = i64
+        fn.w2sg_flags = flags
+        return fn
+    raise Unsupported(f"{shlex.join(cc)} could not compile the kernel: {errors[-1]}")
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,6 +10,7 @@ direct expression on a grid, and executed as an in-place program over reused buf
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import weakref
@@ -25,7 +26,7 @@ from theory.parsing import L
 from .codegen import TORCH_MODULES
 
 __all__ = ["fdiv_kernel_torch", "fdiv_kernel_compiled", "with_saved_gradient", "logratio_value_and_grad_ratio_torch",
-           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO", "ratio_exprs"]
+           "inplace_program", "BufferPool", "WORKSPACE", "E_RATIO", "ratio_exprs", "top_class_gradient"]
 
 
 def _cheaper_grad(gen: Generator) -> sp.Expr:
@@ -166,18 +167,10 @@ WORKSPACE = BufferPool()
 CHUNK_ELEMENTS = 1 << 18
 
 
-def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
-    """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
-
-    The expression DAG (identical subtrees evaluated once) is run node by node; a node
-    whose operand is a temporary at its last use overwrites it in place (``mul_``,
-    ``exp_`` …) instead of allocating.  On CPU a fresh ``n × k`` tensor costs several
-    times an in-place pass, so this is most of the speed of a generated loss.  Raises
-    ``_Unsupported`` for node types it does not know (the caller falls back to lambdify).
-    Outputs that are constant come back as Python floats.  ``donate=True``: the input
-    tensors belong to the program too and may be overwritten at their last use.
-    """
-    import torch
+def _schedule(exprs: tuple, args: tuple) -> tuple[list, dict]:
+    """The nodes of ``exprs``' DAG to evaluate, operands first (symbols and numbers left
+    out), and how often each node is used (outputs once more: never overwritten).  Raises
+    ``_Unsupported`` for node types :func:`inplace_program` does not know."""
     order: list = []
     uses: dict = {}
 
@@ -203,12 +196,83 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
         if e.is_Symbol:
             if e not in args:
                 raise _Unsupported(f"free symbol {e}")
-            continue
-        if e.is_Number:
+        elif e.is_Number:
             if not e.is_real:
                 raise _Unsupported(str(e))
-            continue
-        steps.append(e)
+        else:
+            steps.append(e)
+    return steps, uses
+
+
+def _add_mul(e, ops, new):
+    """An ``Add``/``Mul`` node from its operands ``[(value, may overwrite)]``: a float when
+    every operand is one, else a tensor (an overwritable operand reused in place)."""
+    import torch
+    tensors = [(v, own) for v, own in ops if isinstance(v, torch.Tensor)]
+    consts = [v for v, _ in ops if not isinstance(v, torch.Tensor)]
+    mul = isinstance(e, sp.Mul)
+    c = math.prod(consts) if mul else sum(consts)
+    if not tensors:
+        return c
+    acc, own = next(((v, o) for v, o in tensors if o), tensors[0])
+    rest = [v for v, o in tensors if v is not acc] + [v for v, o in tensors if v is acc][1:]
+    if not own:
+        op = torch.mul if mul else torch.add
+        if rest:
+            acc = op(acc, rest.pop(0), out=new(acc))
+        elif (mul and c != 1) or (not mul and c != 0):
+            acc = op(acc, c, out=new(acc))
+            c = 1 if mul else 0
+        else:
+            acc = new(acc).copy_(acc)
+    for v in rest:
+        acc = acc.mul_(v) if mul else acc.add_(v)
+    if mul and c != 1:
+        acc = acc.neg_() if c == -1 else acc.mul_(c)
+    elif not mul and c != 0:
+        acc = acc.add_(c)
+    return acc
+
+
+def _pow(e, ops, new):
+    """A ``Pow`` node (squares, reciprocals and roots by their own functions)."""
+    import torch
+    (b, own), (x, _) = ops
+    if isinstance(x, torch.Tensor):
+        return torch.pow(b, x, out=new(x if not isinstance(b, torch.Tensor) else b))
+    if not isinstance(b, torch.Tensor):
+        return float(b) ** x
+    fn = {2.0: "square", -1.0: "reciprocal", 0.5: "sqrt", -0.5: "rsqrt", 1.0: None}.get(x, "pow")
+    if fn is None:
+        return b if own else new(b).copy_(b)
+    if fn == "pow":
+        return b.pow_(x) if own else torch.pow(b, x, out=new(b))
+    return getattr(b, fn + "_")() if own else getattr(torch, fn)(b, out=new(b))
+
+
+def _unary(e, ops, new):
+    """An ``exp``/``log``/``abs``/… node."""
+    import torch
+    (b, own), = ops
+    name = _UNARY[type(e)]
+    if not isinstance(b, torch.Tensor):
+        return float(sp.N(e))
+    return getattr(b, name + "_")() if own else getattr(torch, name)(b, out=new(b))
+
+
+def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable:
+    """Compile ``exprs`` (functions of ``args``) to torch with buffer reuse.
+
+    The expression DAG (identical subtrees evaluated once) is run node by node; a node
+    whose operand is a temporary at its last use overwrites it in place (``mul_``,
+    ``exp_`` …) instead of allocating.  On CPU a fresh ``n × k`` tensor costs several
+    times an in-place pass, so this is most of the speed of a generated loss.  Raises
+    ``_Unsupported`` for node types it does not know (the caller falls back to lambdify).
+    Outputs that are constant come back as Python floats.  ``donate=True``: the input
+    tensors belong to the program too and may be overwritten at their last use.
+    """
+    import torch
+    steps, uses = _schedule(exprs, args)
 
     def run(*vals, pool=None):
         env = {a: v for a, v in zip(args, vals)}
@@ -230,56 +294,10 @@ def inplace_program(exprs: tuple, args: tuple, donate: bool = False) -> Callable
 
         for e in steps:
             ops = [take(a) for a in e.args]
-            tensors = [(v, own) for v, own in ops if isinstance(v, torch.Tensor)]
-            consts = [v for v, _ in ops if not isinstance(v, torch.Tensor)]
-            if isinstance(e, (sp.Add, sp.Mul)):
-                mul = isinstance(e, sp.Mul)
-                c = math.prod(consts) if mul else sum(consts)
-                if not tensors:
-                    env[e] = c
-                    continue
-                acc, own = next(((v, o) for v, o in tensors if o), tensors[0])
-                rest = [v for v, o in tensors if v is not acc] + \
-                       [v for v, o in tensors if v is acc][1:]
-                if not own:
-                    op = torch.mul if mul else torch.add
-                    if rest:
-                        acc = op(acc, rest.pop(0), out=new(acc))
-                    elif (mul and c != 1) or (not mul and c != 0):
-                        acc = op(acc, c, out=new(acc))
-                        c = 1 if mul else 0
-                    else:
-                        acc = new(acc).copy_(acc)
-                for v in rest:
-                    acc = acc.mul_(v) if mul else acc.add_(v)
-                if mul and c != 1:
-                    acc = acc.neg_() if c == -1 else acc.mul_(c)
-                elif not mul and c != 0:
-                    acc = acc.add_(c)
-            elif isinstance(e, sp.Pow):
-                (b, own), (x, _) = ops
-                if isinstance(x, torch.Tensor):
-                    acc = torch.pow(b, x, out=new(x if not isinstance(b, torch.Tensor) else b))
-                elif not isinstance(b, torch.Tensor):
-                    env[e] = float(b) ** x
-                    continue
-                else:
-                    fn = {2.0: "square", -1.0: "reciprocal", 0.5: "sqrt", -0.5: "rsqrt",
-                          1.0: None}.get(x, "pow")
-                    if fn is None:
-                        acc = b if own else new(b).copy_(b)
-                    elif fn == "pow":
-                        acc = b.pow_(x) if own else torch.pow(b, x, out=new(b))
-                    else:
-                        acc = getattr(b, fn + "_")() if own else getattr(torch, fn)(b, out=new(b))
-            else:
-                (b, own), = ops
-                name = _UNARY[type(e)]
-                if not isinstance(b, torch.Tensor):
-                    env[e] = float(sp.N(e))
-                    continue
-                acc = getattr(b, name + "_")() if own else getattr(torch, name)(b, out=new(b))
-            env[e] = acc
+            evaluate = _add_mul if isinstance(e, (sp.Add, sp.Mul)) else _pow if isinstance(e, sp.Pow) else _unary
+            acc = env[e] = evaluate(e, ops, new)
+            if not isinstance(acc, torch.Tensor):
+                continue
             owned.add(e)
             if pool is not None:  # temporaries that died here go back to the pool
                 for a in e.args:
@@ -327,6 +345,20 @@ def logratio_value_and_grad_ratio_torch(gen: Generator) -> tuple[Callable, bool,
             bool(g_best.has(E_RATIO) or dg_best.has(E_RATIO)))
 
 
+@dataclasses.dataclass(frozen=True)
+class _TorchKernel:
+    """What one generator's torch kernel evaluates: ``gd(l, E) -> (g, g')`` (an
+    :func:`inplace_program` when ``native``), whether it reads ``l`` and ``E = e^l``, the tail
+    slopes ``lo = g'(−lc)``, ``hi = g'(lc)`` and the clamp ``lc``."""
+    gd: Callable
+    needs_l: bool
+    needs_ratio: bool
+    native: bool
+    lo: float
+    hi: float
+    lc: float
+
+
 @functools.lru_cache(maxsize=256)
 def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
                       workspace: bool = True) -> Callable:
@@ -338,7 +370,11 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     with ``a = w ⊙ g'(clamp(l))`` (``g'`` from :func:`logratio_grad_expr`; the derivative of
     the linear continuation is ``g'`` at the clamp)
 
-        ``∂/∂z_j Σ_c w_c g(l_c) = a_j − s_j Σ_c a_c``,  ``s = softmax(z)``.
+        ``∂/∂z_j Σ_c w_c g(l_c) = a_j − s_j Σ_c a_c``,  ``s = softmax(z)``,
+
+    and at a row's single top class ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j``
+    summed from the other classes (:func:`top_class_gradient`, the C and Triton kernels'
+    formula: the first form cancels when ``s_j → 1``).
 
     ``e^l`` is taken as ``s / w`` (:func:`logratio_value_and_grad_ratio_torch`), so most
     generators need no transcendental function beyond the softmax; ``l`` itself is only
@@ -368,104 +404,147 @@ def fdiv_kernel_torch(gen: Generator, clamp: float, slopes: tuple[float, float],
     ``a_c = s_c f'(∞)`` in the gradient (``w g'(l) = s f'(s/w) → s f'(∞)`` as ``w → 0``).
     ``f'(∞)`` must be finite (:func:`experiments.losses.fdiv_loss` raises otherwise).
     """
-    import torch
-
     gd, needs_l, needs_ratio = logratio_value_and_grad_ratio_torch(gen)
+    spec = _TorchKernel(gd, needs_l, needs_ratio, gd.__name__ == "run", float(slopes[0]), float(slopes[1]),
+                        float(clamp))
     pool = WORKSPACE if workspace else None
-    native = gd.__name__ == "run"  # an in-place program (else the lambdify fallback)
-    lo, hi = slopes
-    lc = float(clamp)
-    e_lo, e_hi = math.exp(-lc), math.exp(lc)
-
-    def owned(x, *others):
-        return isinstance(x, torch.Tensor) and not any(x is o for o in others)
-
-    def forward_parts(z, w, log_w, need_grad, pool, zeros=None, grad_out=None, loss_out=None):
-        # n × k temporaries are written in place, or taken from the reused workspace: a
-        # fresh large tensor costs several times an arithmetic pass over it on CPU
-        # (page faults), more than any op here.
-        scratch = []
-
-        def buf(like=z):
-            t = pool.get(like) if pool is not None else torch.empty_like(like)
-            scratch.append(t)
-            return t
-
-        if z.shape[-1] <= 16:  # few classes: log_softmax + exp is the faster pair
-            log_s = torch._log_softmax(z, -1, False, out=buf())
-            s = torch.exp(log_s, out=buf())
-
-            def logratio():
-                return log_s.sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
-        else:  # many classes: softmax once, log s = z − lse without a second exp pass
-            s = torch._softmax(z, -1, False, out=buf())
-
-            def logratio():
-                # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
-                lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
-                return torch.sub(z, lse, out=buf()).sub_(
-                    log_w if log_w is not None else torch.log(w_div, out=buf()))
-
-        ratio = l = None
-        # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
-        w_div, zmask, fpi = zeros if zeros is not None else (w, None, 0.0)
-        if needs_ratio:
-            ratio = torch.div(s, w_div, out=buf())  # e^l without an exp
-            r_lo, r_hi = torch.aminmax(ratio)
-            tails = not (bool(r_lo >= e_lo) and bool(r_hi <= e_hi))  # NaN: slow path
-            if needs_l or tails:
-                l = logratio()
-        else:
-            l = logratio()
-            l_lo, l_hi = torch.aminmax(l)
-            tails = not (bool(l_lo >= -lc) and bool(l_hi <= lc))
-        if tails:
-            l_raw = l
-            l = torch.clamp(l_raw, -lc, lc, out=buf())
-            ratio = torch.exp(l, out=buf())
-        gv, dg = gd(l, ratio, pool=pool) if native else gd(l, ratio)  # overwrites l, ratio
-        if not owned(gv, dg):
-            gv = torch.add(torch.zeros_like(s), gv)
-        if tails:
-            zero = torch.zeros((), dtype=s.dtype)
-            gv.add_(torch.where(l_raw < -lc, lo * (l_raw + lc), zero))
-            gv.add_(torch.where(l_raw > lc, hi * (l_raw - lc), zero))
-        gv.mul_(w)
-        if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
-            gv.addcmul_(s, zmask, value=fpi)
-        per_example = torch.sum(gv, dim=-1, out=loss_out) if loss_out is not None else gv.sum(dim=-1)
-        grad = None
-        if need_grad:
-            # the gradient is saved for backward: a fresh tensor, never workspace
-            grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
-            if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
-                grad.addcmul_(s, zmask, value=fpi)
-            grad.addcmul_(s, grad.sum(dim=-1, keepdim=True), value=-1)
-        if pool is not None:
-            for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
-                pool.put(t)
-        return per_example, grad
 
     def parts(z, w, log_w, zeros=None, *, need_grad):
         if w.requires_grad or (log_w is not None and log_w.requires_grad):
             raise ValueError("fdiv_kernel_torch: weak labels must not require grad")
-        n, k = z.shape
-        rows = max(1, CHUNK_ELEMENTS // max(k, 1))
-        if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
-            return forward_parts(z, w, log_w, need_grad, pool, zeros)
-        # Row blocks small enough that every pass over them stays in cache: each of the
-        # ~15 elementwise passes then reads cache, not memory (values are row-wise).
-        loss = torch.empty(n, dtype=z.dtype, device=z.device)
-        grad = torch.empty_like(z) if need_grad else None
-        for i in range(0, n, rows):
-            j = min(n, i + rows)
-            zi = None if zeros is None else (zeros[0][i:j], None if zeros[1] is None else zeros[1][i:j],
-                                             zeros[2])
-            forward_parts(z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool, zi,
-                          grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
-        return loss, grad
+        return _in_row_blocks(spec, z, w, log_w, zeros, need_grad, pool)
 
     return with_saved_gradient(parts)
+
+
+def _in_row_blocks(spec: _TorchKernel, z, w, log_w, zeros, need_grad: bool, pool):
+    """``(per-example loss, gradient or None)``: the whole batch at once, or, beyond
+    ``2 × CHUNK_ELEMENTS`` logits, in blocks of whole rows small enough that each of the
+    ~15 elementwise passes over them reads cache, not memory (every quantity is row-wise)."""
+    import torch
+    n, k = z.shape
+    rows = max(1, CHUNK_ELEMENTS // max(k, 1))
+    if z.numel() <= 2 * CHUNK_ELEMENTS or n <= rows:
+        return _forward_block(spec, z, w, log_w, need_grad, pool, zeros)
+    loss = torch.empty(n, dtype=z.dtype, device=z.device)
+    grad = torch.empty_like(z) if need_grad else None
+    for i in range(0, n, rows):
+        j = min(n, i + rows)
+        zi = None if zeros is None else (zeros[0][i:j], None if zeros[1] is None else zeros[1][i:j], zeros[2])
+        _forward_block(spec, z[i:j], w[i:j], None if log_w is None else log_w[i:j], need_grad, pool, zi,
+                       grad_out=grad[i:j] if need_grad else None, loss_out=loss[i:j])
+    return loss, grad
+
+
+def _softmax_and_logratio(z, w_div, log_w, buf):
+    """``s = softmax(z)`` and a function forming ``l = log s − log w̃`` (in a new buffer);
+    ``buf()``: a scratch tensor shaped like ``z``."""
+    import torch
+    if z.shape[-1] <= 16:  # few classes: log_softmax + exp is the faster pair
+        log_s = torch._log_softmax(z, -1, False, out=buf())
+        s = torch.exp(log_s, out=buf())
+
+        def logratio():
+            return log_s.sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
+        return s, logratio
+    s = torch._softmax(z, -1, False, out=buf())  # many classes: log s = z − lse, no second exp pass
+
+    def logratio():
+        # at the argmax j, s_j = max s ≥ 1/k, so lse = max z − log max s is exact
+        lse = z.amax(dim=-1, keepdim=True).sub_(s.amax(dim=-1, keepdim=True).log_())
+        return torch.sub(z, lse, out=buf()).sub_(log_w if log_w is not None else torch.log(w_div, out=buf()))
+    return s, logratio
+
+
+def _g_and_dg(spec: _TorchKernel, s, w_div, logratio, buf, pool):
+    """``(g(clamp l) + tails, g'(clamp l))`` elementwise: ``E = s / w̃`` where the generator
+    reads it, ``l`` where it reads ``l`` or some ``E`` (``l``) leaves ``[e^−lc, e^lc]``
+    (``[−lc, lc]``), the linear tails only then."""
+    import torch
+    lc = spec.lc
+    ratio = l = None
+    if spec.needs_ratio:
+        ratio = torch.div(s, w_div, out=buf())  # e^l without an exp
+        r_lo, r_hi = torch.aminmax(ratio)
+        tails = not (bool(r_lo >= math.exp(-lc)) and bool(r_hi <= math.exp(lc)))  # NaN: slow path
+        if spec.needs_l or tails:
+            l = logratio()
+    else:
+        l = logratio()
+        l_lo, l_hi = torch.aminmax(l)
+        tails = not (bool(l_lo >= -lc) and bool(l_hi <= lc))
+    if tails:
+        l_raw = l
+        l = torch.clamp(l_raw, -lc, lc, out=buf())
+        ratio = torch.exp(l, out=buf())
+    gv, dg = spec.gd(l, ratio, pool=pool) if spec.native else spec.gd(l, ratio)  # overwrites l, ratio
+    if not (isinstance(gv, torch.Tensor) and gv is not dg):
+        gv = torch.add(torch.zeros_like(s), gv)
+    if tails:
+        zero = torch.zeros((), dtype=s.dtype)
+        gv.add_(torch.where(l_raw < -lc, spec.lo * (l_raw + lc), zero))
+        gv.add_(torch.where(l_raw > lc, spec.hi * (l_raw - lc), zero))
+    return gv, dg
+
+
+def _forward_block(spec: _TorchKernel, z, w, log_w, need_grad, pool, zeros=None, grad_out=None, loss_out=None):
+    """``(per-example loss, gradient or None)`` of one block of rows (see
+    :func:`fdiv_kernel_torch`); the results go to ``loss_out``/``grad_out`` when given."""
+    import torch
+    # n × k temporaries are written in place, or taken from the reused workspace: a fresh
+    # large tensor costs several times an arithmetic pass over it on CPU (page faults)
+    scratch = []
+
+    def buf(like=z):
+        t = pool.get(like) if pool is not None else torch.empty_like(like)
+        scratch.append(t)
+        return t
+
+    # exact-zero weak entries (issue 11): divide by w̃ (zeros → 1), add s_c f'(∞) below
+    w_div, zmask, fpi = zeros if zeros is not None else (w, None, 0.0)
+    s, logratio = _softmax_and_logratio(z, w_div, log_w, buf)
+    gv, dg = _g_and_dg(spec, s, w_div, logratio, buf, pool)
+    gv.mul_(w)
+    if zmask is not None and fpi != 0:  # w_c = 0: 0·f(s_c/0) = s_c f'(∞)
+        gv.addcmul_(s, zmask, value=fpi)
+    per_example = torch.sum(gv, dim=-1, out=loss_out) if loss_out is not None else gv.sum(dim=-1)
+    grad = None
+    if need_grad:
+        # the gradient is saved for backward: a fresh tensor, never workspace
+        grad = torch.mul(w, dg, out=grad_out) if grad_out is not None else torch.mul(w, dg)
+        if zmask is not None and fpi != 0:  # a_c = s_c f'(∞) where w_c = 0
+            grad.addcmul_(s, zmask, value=fpi)
+        top_class_gradient(grad, s)  # overwrites s (scratch)
+    if pool is not None:
+        for t in scratch + [x for x in (gv, dg) if isinstance(x, torch.Tensor)]:
+            pool.put(t)
+    return per_example, grad
+
+
+def top_class_gradient(a, s):
+    """``a ← ∂/∂z`` in place from ``a_c = ∂loss/∂log s_c`` and ``s = softmax(z)`` (rows):
+    ``a_c − s_c Σ a``, and at a row's top class ``j`` where ``s_j > 1/2`` (then it is the
+    single largest) ``a_j (1 − s_j) − s_j Σ_{c≠j} a_c`` with ``1 − s_j = Σ_{c≠j} s_c`` — the
+    formula of the C and Triton kernels, which does not cancel as ``s_j → 1`` (``a_j − s_j Σ a``
+    loses most digits there in float32).  Two classes: ``∂/∂z_0 = a_0 s_1 − s_0 a_1 = −∂/∂z_1``,
+    the same formula for both.  ``s`` may be overwritten (its top entries set to 0).
+    Returns ``a``."""
+    import torch
+    if a.shape[-1] == 2:
+        g0 = a[:, 0] * s[:, 1] - s[:, 0] * a[:, 1]
+        a[:, 0] = g0
+        torch.neg(g0, out=g0)
+        a[:, 1] = g0
+        return a
+    s_top, top = s.max(dim=-1, keepdim=True)
+    a_top = a.gather(-1, top)
+    a.scatter_(-1, top, 0.0)
+    s.scatter_(-1, top, 0.0)
+    a_rest, s_rest = a.sum(dim=-1, keepdim=True), s.sum(dim=-1, keepdim=True)
+    a_sum = a_rest + a_top
+    a.addcmul_(s, a_sum, value=-1)  # the top entries stay 0 here
+    a.scatter_(-1, top, torch.where(s_top > 0.5, a_top * s_rest - s_top * a_rest, a_top - s_top * a_sum))
+    return a
 
 
 def _text_hash(text: str) -> str:
@@ -503,7 +582,7 @@ def fdiv_kernel_compiled(gen: Generator, clamp: float, slopes: tuple[float, floa
         if zmask is not None:
             a = a + fpi * s * zmask
             value = value + fpi * s * zmask
-        return value.sum(dim=-1), a - s * a.sum(dim=-1, keepdim=True)
+        return value.sum(dim=-1), top_class_gradient(a, s)  # (s is not read after this)
 
     # one code object per generator: dynamo caches compiled frames per code object, and
     # closures sharing one would count as recompilations of a single frame (limit 8)

@@ -26,7 +26,7 @@ from theory.parsing import L
 
 from .codegen import logratio_torch
 
-__all__ = ["clamp_limit", "tail_slopes", "clamped_logratio"]
+__all__ = ["clamp_limit", "tail_slopes", "clamped_logratio", "fprime_inf", "reference_kernel"]
 
 
 def clamp_limit(dtype: torch.dtype) -> float:
@@ -68,3 +68,26 @@ def clamped_logratio(gen: Generator, l: torch.Tensor, lc: float | None = None) -
     zero = torch.zeros_like(l)
     return (logratio_torch(gen)(l.clamp(-lc, lc)) + torch.where(l < -lc, lo * (l + lc), zero)
             + torch.where(l > lc, hi * (l - lc), zero))
+
+
+@functools.lru_cache(maxsize=256)
+def fprime_inf(gen: Generator) -> float:
+    """``f'(∞) = lim_{t→∞} f(t)/t`` (:func:`theory.derived.fprime_at_inf`) as a float: ``inf``
+    when infinite, ``nan`` when it could not be determined."""
+    from theory.derived import fprime_at_inf, to_float
+    value = to_float(fprime_at_inf(gen))
+    return float("nan") if value is None else value
+
+
+def reference_kernel(gen: Generator, lc: float):
+    """The reference path as a kernel, ``(z, w, log w̃, zeros) ↦ per-example loss``:
+    ``Σ_c w_c ĝ(log_softmax(z)_c − log w̃_c)`` through autograd (twice differentiable, weak
+    labels may require grad), plus ``Σ_{c: w_c = 0} s_c f'(∞)`` where ``zeros = (w̃, mask,
+    f'(∞))`` is given (``w̃``: ``w`` with its zeros replaced by 1)."""
+    def kernel(z, w, log_w, zeros=None):
+        log_s = torch.log_softmax(z, dim=-1)
+        per_example = (w * clamped_logratio(gen, log_s - log_w, lc)).sum(dim=-1)
+        if zeros is not None and zeros[2] != 0:  # Σ_{c: w_c = 0} s_c f'(∞)
+            per_example = per_example + zeros[2] * (torch.exp(log_s) * zeros[1]).sum(dim=-1)
+        return per_example
+    return kernel

@@ -48,8 +48,6 @@ import importlib.util
 import math
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 import sympy as sp
@@ -59,7 +57,7 @@ from theory.generators import Generator
 from theory.parsing import L
 
 from .fused import with_saved_gradient
-from .kernel_cache import kernel_cache_dir
+from .kernel_cache import kernel_cache_dir, trusted_file, write_atomic
 from .printing import TRITON, DagPrinter, Unsupported
 
 __all__ = ["available", "unavailable_reason", "Unsupported", "triton_source", "fdiv_kernel_triton",
@@ -243,11 +241,9 @@ def _load(gen: Generator, suffix: str):
     src = triton_source(gen)
     digest = hashlib.sha256(src.encode()).hexdigest()[:16]
     name = f"w2sg_fdiv_{digest}{suffix}"
-    path = kernel_cache_dir("triton") / f"{name}.py"
-    if not path.exists() or path.read_text() != src:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(src)
-        os.replace(tmp, path)
+    path = kernel_cache_dir("triton") / f"{name}.py"  # a folder only this user can write
+    if not (trusted_file(path) and path.read_text(errors="replace") == src):
+        write_atomic(path, src.encode())
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod

@@ -93,6 +93,7 @@ def test_cli_bench_writes_a_record(tmp_path, capsys):
 @pytest.mark.parametrize("argv, needle", [
     (["bench", "--what", "kernels,bogus"], "unknown part"),
     (["bench", "--threads", "0"], "--threads"),
+    (["bench", "--threads", "100000"], "--threads must be between 1 and"),  # segfaulted in OpenMP
     (["bench", "--reps", "1"], "--reps"),
     (["bench", "--compile", "not_a_generator(("], "error"),
     (["run", "--address", "auto"], "--address needs --backend ray"),

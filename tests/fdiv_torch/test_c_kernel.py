@@ -251,17 +251,20 @@ def test_without_a_working_compiler_the_torch_kernel_is_used(tmp_path, cc, why):
 
 
 def test_a_built_kernel_is_reused_from_the_cache(tmp_path):
-    """The second process finds the shared library by its hash and does not compile again."""
+    """The second process finds the shared library by its hash (and its recorded SHA-256) and
+    does not compile again."""
     if not ck.available():
         pytest.skip(str(ck.unavailable_reason()))
     code = "from fdiv_torch import c_kernel as ck; print(ck.available())"
     assert _run(code, W2SG_KERNEL_CACHE=str(tmp_path)).stdout.strip() == "True"
     libs = sorted((tmp_path / "c").glob("*.so"))
     assert len(libs) == 2  # kl in float32 and float64 (the availability probe)
-    stamps = [p.stat().st_mtime_ns for p in libs]
+    files = sorted((tmp_path / "c").iterdir())
+    assert files == sorted(libs + [p.with_name(p.name + ".sha256") for p in libs])  # library + its hash
+    stamps = [p.stat().st_mtime_ns for p in files]
     assert _run(code, W2SG_KERNEL_CACHE=str(tmp_path)).stdout.strip() == "True"
-    assert [p.stat().st_mtime_ns for p in libs] == stamps
-    assert sorted((tmp_path / "c").iterdir()) == libs  # no new file, no leftover build folder
+    assert [p.stat().st_mtime_ns for p in files] == stamps
+    assert sorted((tmp_path / "c").iterdir()) == files  # no new file, no leftover build folder
 
 
 @needs_c
