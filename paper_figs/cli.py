@@ -21,8 +21,10 @@ def register(subparsers) -> None:
 
     r = subparsers.add_parser(
         "reproduce", help="run the default sweep and the checks, then make the figures",
-        description="`w2sg run` (resumes: finished runs are reused), `w2sg check` (reused when "
-                    "records exist), then `w2sg figs`, all under one results root.")
+        description="`w2sg run` with the fixed recipe and again with every loss tuned "
+                    "(`--tune`; resumes: finished runs are reused), `w2sg check` (reused when "
+                    "records exist), a quick `w2sg bench` if none exists, `w2sg compare`, then "
+                    "`w2sg figs`, all under one results root.")
     r.add_argument("--quick", action="store_true", help="the small version (< 5 min)")
     r.add_argument("--out", metavar="DIR", help="results root (default $W2SG_RESULTS or ./results)")
     r.add_argument("--redo-checks", action="store_true", help="rerun `w2sg check` even if records exist")
@@ -32,6 +34,11 @@ def register(subparsers) -> None:
                         "2 idle CPU cores; their own figure panels)")
     r.add_argument("--device", default=None,
                    help="cpu, cuda or auto (default): where the fine-tuned runs train")
+    r.add_argument("--select", choices=("weak", "oracle", "none"), default="weak",
+                   help="after the fixed-recipe sweep, run it again with every loss at its own "
+                        "tuned L2 weight and learning rate (`w2sg run --tune`), chosen on the weak "
+                        "labels (weak, default: no ground truth) or on ground truth (oracle, an "
+                        "upper bound); none: the fixed recipe only")
     r.add_argument("--json", action="store_true", help="print the figure list as JSON")
     r.set_defaults(func=cmd_reproduce)
 
@@ -113,9 +120,15 @@ def cmd_reproduce(args) -> int:
     if getattr(args, "device", None):
         from experiments.cli import device_arg
         device_arg(args.device)  # cuda without CUDA: one line, exit 2, before any work
+    select = getattr(args, "select", "weak") or "weak"
+    tune = None
+    if select != "none":
+        from experiments.tuning import tune_spec
+        tune = tune_spec(select=select)
     out = reproduce(root, args.quick, args.redo_checks, args.skip_runs,
                     log=(lambda *_: None) if args.json else print,
-                    finetune=getattr(args, "finetune", False), device=getattr(args, "device", None))
+                    finetune=getattr(args, "finetune", False), device=getattr(args, "device", None),
+                    tune=tune)
     if not args.json:
         for s in out["steps"]:
             print(f"[reproduce] {s['step']:12s} {s['status']:8s} {s['seconds']:7.1f} s")

@@ -1,8 +1,9 @@
 """Forest plot of ``w2sg compare``: each loss's paired accuracy difference to CE, with its 95%
-bootstrap interval, one panel per label-noise level (a row of panels per student mode)."""
+bootstrap interval, one panel per label-noise level, a row of panels per family (student mode,
+hyperparameter selection — the fixed recipe, or each loss tuned on weak labels or on ground
+truth — and noise model), so a loss's fixed-recipe and tuned differences sit one above the
+other on a shared x-axis."""
 from __future__ import annotations
-
-import numpy as np
 
 from . import compare, style
 from .common import FigureResult, files, skipped
@@ -27,9 +28,34 @@ def data(root) -> dict:
     return {"runs": runs, "table": table}
 
 
+#: how each hyperparameter selection is named in the panel titles
+SELECT_LABEL = {"none": "fixed recipe", "weak": "tuned, weak-label selection",
+                "oracle": "tuned, oracle selection"}
+_SELECT_ORDER = {"none": 0, "weak": 1, "oracle": 2}
+
+
+def family_of(row: dict) -> tuple:
+    """``(mode, select, noise model)``: the rows compared together (one Holm family)."""
+    return (row["mode"], row.get("select", "none"), row.get("noise_model", "symmetric"))
+
+
+def family_label(family: tuple, families: list) -> str:
+    """A panel-title suffix naming what differs between the families present."""
+    mode, select, model = family
+    parts = []
+    if len({f[0] for f in families}) > 1:
+        parts.append("fine-tuned" if mode == "finetune" else "linear head")
+    if len({f[1] for f in families}) > 1:
+        parts.append(SELECT_LABEL.get(select, select))
+    if len({f[2] for f in families}) > 1:
+        parts.append(f"{model} noise")
+    return "".join(f" · {p}" for p in parts)
+
+
 def plot(d):
     runs, table = d["runs"], d["table"]
-    modes = sorted({r["mode"] for r in table})
+    modes = sorted({family_of(r) for r in table},
+                   key=lambda f: (f[0] != "head", _SELECT_ORDER.get(f[1], 9), f[2]))
     noises = sorted({r["noise"] for r in table})
     losses = style.order_losses(r["loss"] for r in table)
     ncols = min(len(noises), 3)
@@ -42,9 +68,10 @@ def plot(d):
     for i, mode in enumerate(modes):
         for j, noise in enumerate(noises):
             ax = axes.flat[i * len(noises) + j]
-            here = [r for r in table if r["mode"] == mode and r["noise"] == noise]
-            if not here:  # this student mode was not run at this noise level
-                ax.set_title(f"noise {noise:g}" + (f" · {mode}" if len(modes) > 1 else ""), fontsize=7)
+            here = [r for r in table if family_of(r) == mode and r["noise"] == noise]
+            title = f"noise {noise:g}" + family_label(mode, modes)
+            if not here:  # this family was not run at this noise level
+                ax.set_title(title, fontsize=7)
                 ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center",
                         fontsize=7, color="#777777")
                 ax.set_xticks([])
@@ -64,7 +91,7 @@ def plot(d):
                 if r["significant"]:
                     ax.annotate("*", (r["mean_diff"], y), textcoords="offset points", xytext=(0, 2),
                                 ha="center", fontsize=8, color=kw["color"])
-            ax.set_title(f"noise {noise:g}" + (f" · {mode}" if len(modes) > 1 else ""), fontsize=7)
+            ax.set_title(title, fontsize=7)
             ax.margins(x=0.15)
             ax.set_xlabel(f"accuracy − {style.label(BASELINE)} (points)", fontsize=7.5)
             ax.tick_params(labelbottom=True)
@@ -84,7 +111,8 @@ def make(root, figures_dir) -> FigureResult:
         return skipped(NAME, TITLE, d["skip"])
     fig = plot(d)
     runs, table = d["runs"], d["table"]
-    sig = [f"{r['loss']}@{r['noise']:g}/{r['mode']}: {r['mean_diff']:+.2f}" for r in table if r["significant"]]
+    sig = [f"{r['loss']}@{r['noise']:g}/{'/'.join(family_of(r))}: {r['mean_diff']:+.2f}"
+           for r in table if r["significant"]]
     caption = (f"Paired comparison (`w2sg compare --baseline {BASELINE} --metric {METRIC}`). For each "
                "loss and label-noise level: mean over runs matched on (task, weak supervisor, seed) "
                f"of the loss's test accuracy minus {style.label(BASELINE)}'s, in points; bar: "
@@ -99,6 +127,7 @@ def make(root, figures_dir) -> FigureResult:
                f"Unreadable records: {len(runs.unreadable)}.")
     sources = list(runs.sources)
     paths = style.save_figure(fig, figures_dir, NAME, caption, sources)
-    summary = {"rows": [{k: r[k] for k in ("mode", "noise", "loss", "n_pairs", "mean_diff", "ci_low",
-                                             "ci_high", "p_holm", "significant")} for r in table]}
+    summary = {"rows": [{k: r.get(k) for k in ("mode", "select", "noise_model", "noise", "loss", "n_pairs",
+                                                 "mean_diff", "ci_low", "ci_high", "p_holm", "significant")}
+                        for r in table]}
     return FigureResult(NAME, TITLE, "made", "", files(paths), list(runs.sources), summary)

@@ -87,7 +87,7 @@ def compare_step(root: Path, log=print) -> int:
 
 
 #: the steps by name; :func:`reproduce` looks each up here when it runs it
-STEPS = {"run": run_step, "run-finetune": run_step, "check": check_step, "bench": bench_step,
+STEPS = {"run": run_step, "run-tuned": run_step, "run-finetune": run_step, "check": check_step, "bench": bench_step,
          "compare": compare_step}
 
 
@@ -103,7 +103,9 @@ def plan(root: Path, quick: bool, redo_checks: bool = False, skip_runs: bool = F
     from .readers import read_bench
     steps = []
     if not skip_runs:
-        steps.append(("run", {"quick": quick, "tune": tune}))
+        steps.append(("run", {"quick": quick, "tune": None}))  # the fixed recipe
+        if tune is not None:  # the same sweep, each cell at its own tuned configuration
+            steps.append(("run-tuned", {"quick": quick, "tune": tune}))
         if finetune:
             steps.append(("run-finetune", {"quick": False, "finetune": True, "device": device}))
     steps.append(("check", {"quick": quick} if redo_checks or not _has_checks(root, quick) else None))
@@ -136,8 +138,10 @@ def reproduce(root: Path, quick: bool, redo_checks: bool = False, skip_runs: boo
     """Sweep, checks, benchmark, comparison, figures under ``root``; returns
     ``{"steps": [...], "figures": [...], "refused": None or a status}``.
 
-    ``finetune``: after the sweep, also the fine-tune preset (on ``device``).  ``tune`` is
-    passed to the sweep (:func:`sweep_for`).  A step that refuses its input (status 2) or is
+    ``finetune``: after the sweep, also the fine-tune preset (on ``device``).  ``tune`` (a
+    :func:`experiments.tuning.tune_spec`): after the fixed-recipe sweep, the same sweep again
+    with every (task, weak model, loss, noise) cell at its own tuned configuration
+    (:func:`sweep_for`); ``None`` runs the fixed recipe only.  A step that refuses its input (status 2) or is
     interrupted (130) stops the rest."""
     from . import build
     steps, refused = [], None

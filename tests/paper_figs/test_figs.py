@@ -175,7 +175,9 @@ def test_reproduce_plans_run_check_figs_and_reuses_checks(root, tmp_path, monkey
     calls.clear()
     empty = tmp_path / "empty"
     out = cli.reproduce(empty, quick=False, log=lambda *_: None, tune={"lr": [0.1]})
-    assert calls == [("run", {"quick": False, "tune": {"lr": [0.1]}}), ("check", {"quick": False}),
+    # with a tuning spec: the fixed recipe first, then the same sweep tuned
+    assert calls == [("run", {"quick": False, "tune": None}),
+                     ("run-tuned", {"quick": False, "tune": {"lr": [0.1]}}), ("check", {"quick": False}),
                      ("bench", {}), ("compare", {})]
     assert {r.name: r.status for r in out["figures"]}["c3_joint_range"] == "made"
 
@@ -335,3 +337,27 @@ def test_every_loss_of_the_table_has_its_own_style():
 def test_captions_round_numbers():
     assert style.round_sig({"a": [0.123456789, 12345.678], "b": 1e-7 / 3}) == \
         {"a": [0.123, 12300.0], "b": 3.33e-08}
+
+
+def test_reproduce_command_tunes_on_weak_labels_by_default(tmp_path, monkeypatch):
+    """``w2sg reproduce`` runs the fixed recipe and then the tuned sweep with weak selection
+    (the default grid); ``--select oracle`` selects on ground truth; ``--select none`` runs the
+    fixed recipe only."""
+    from paper_figs import reproduce
+    from experiments.tuning import DEFAULT_GRID
+    from w2sg.cli import main
+    calls = _record_steps(monkeypatch)
+    monkeypatch.setattr("paper_figs.build.build_all", lambda root, only=None: [])
+    main(["reproduce", "--quick", "--out", str(tmp_path), "--json"])
+    runs = [(n, kw) for n, kw in calls if n.startswith("run")]
+    assert [n for n, _ in runs] == ["run", "run-tuned"] and runs[0][1]["tune"] is None
+    tune = runs[1][1]["tune"]
+    assert tune["select"] == "weak" and len(tune["grid"]) == len(DEFAULT_GRID) == 12
+    assert min(tune["tuning_seeds"]) >= 1000
+    for select, names in (("oracle", ["run", "run-tuned"]), ("none", ["run"])):
+        calls.clear()
+        main(["reproduce", "--quick", "--out", str(tmp_path), "--json", "--select", select])
+        assert [n for n, _ in calls if n.startswith("run")] == names
+        if select == "oracle":
+            assert calls[1][1]["tune"]["select"] == "oracle"
+    assert reproduce.STEPS  # the table the command runs through
