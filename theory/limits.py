@@ -179,6 +179,8 @@ def soft_time_limit(seconds: float, cpu: bool = False):
 
     A ``SIGALRM`` handler, so main thread only (no limit elsewhere), and it fires only
     between Python bytecodes: used to give up on an optional ``simplify`` and move on.
+    The handler re-arms itself every 50 ms until the block is left, so sympy code that
+    catches the exception (``except Exception``) is interrupted again.
     ``cpu``: count this process's CPU time instead (``SIGPROF``), so the outcome does not
     depend on how busy the machine is, and an outer ``SIGALRM`` is left alone.
     The hard limit of a whole command is :func:`bounded`.
@@ -187,9 +189,13 @@ def soft_time_limit(seconds: float, cpu: bool = False):
         yield
         return
 
-    def handler(signum, frame):
-        raise SoftTimeout()
     sig, timer = (signal.SIGPROF, signal.ITIMER_PROF) if cpu else (signal.SIGALRM, signal.ITIMER_REAL)
+
+    def handler(signum, frame):
+        # re-armed: sympy code that swallows the exception (``except Exception``) is
+        # interrupted again 50 ms later, until the block is left
+        signal.setitimer(timer, 0.05)
+        raise SoftTimeout()
     old = signal.signal(sig, handler)
     signal.setitimer(timer, seconds)
     try:

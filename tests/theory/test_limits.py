@@ -57,3 +57,24 @@ def test_timeout_from_environment(monkeypatch):
         monkeypatch.setenv("W2SG_SYMBOLIC_TIMEOUT", bad)
         with pytest.raises(BadTimeout, match=r"^\$W2SG_SYMBOLIC_TIMEOUT=.* is not a number of seconds"):
             symbolic_timeout()
+
+
+def test_soft_time_limit_interrupts_code_that_swallows_the_exception():
+    """sympy code may catch the exception (``except Exception``) and go on: the limit fires
+    again until the block is left, so the block ends soon after its time."""
+    import time
+    from theory.limits import SoftTimeout, soft_time_limit
+    t0 = time.process_time()
+    swallowed = 0
+    with pytest.raises(SoftTimeout):
+        with soft_time_limit(0.2, cpu=True):
+            while time.process_time() - t0 < 20:
+                if swallowed:  # after one swallowed timeout: plain work
+                    sum(range(10_000))
+                    continue
+                try:
+                    sum(range(10_000))
+                except Exception:  # noqa: BLE001 - what a library might do
+                    swallowed += 1
+    # without re-arming, the first swallowed exception would leave the loop to run 20 s
+    assert swallowed >= 1 and time.process_time() - t0 < 10
