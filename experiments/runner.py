@@ -59,7 +59,7 @@ from w2sg.paths import slug
 from w2sg.records import (Baselines, CeilingMetrics, NoiseInfo, RecordError, ReferenceRecord,
                           ReferenceTimings, RunRecord, RunTimings, Tuning, TuningRecord, WeakMetrics,
                           clean_temp_files, config_hash, finite_or_none, move_aside, read_record,
-                          read_regular, results_root, student_metrics, temp_path, write_record)
+                          read_regular, results_root, student_metrics, write_atomic, write_record)
 from w2sg.results import read
 
 from .losses import DEFAULT_LOSSES, QUICK_LOSSES
@@ -313,26 +313,13 @@ def execute_reference(config: dict, root: str | os.PathLike | None = None,
 
 
 def _write_arrays(npz: Path, arrays: dict) -> str:
-    """Write ``arrays`` to ``npz`` atomically (a temporary file of
-    :func:`w2sg.records.temp_path`, then rename); returns the sha256 of its bytes."""
+    """Write ``arrays`` to ``npz`` atomically (:func:`w2sg.records.write_atomic`); returns
+    the sha256 of its bytes."""
     npz.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     data = buf.getvalue()
-    fd, tmp = temp_path(npz)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, npz)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(npz, data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -64,7 +64,7 @@ __all__ = ["to_plain", "finite_or_none", "SCHEMA", "RecordError", "RecordSchemaE
            "Tuning", "NoiseInfo", "TuningRecord", "ADDED_LATER", "RunTimings", "ReferenceTimings", "RunRecord",
            "ReferenceRecord", "LlmRunRecord", "CheckRow", "CheckRecord", "CheckSummaryRecord",
            "CheckDataRecord", "CounterexampleRecord", "BenchRecord", "CudaBenchRecord", "CompareRecord", "KINDS", "Record",
-           "results_root", "config_hash", "code_version", "file_sha256", "write_record",
+           "results_root", "config_hash", "code_version", "file_sha256", "write_record", "write_atomic",
            "read_record", "parse_record", "student_metrics", "worst_slack_fields",
            "PGR_UNDEFINED", "clean_temp_files", "move_aside", "in_range", "fraction", "nonnegative",
            "file_name", "relative_path", "MAX_RECORD_BYTES", "MAX_DEPTH", "read_regular",
@@ -626,10 +626,18 @@ def write_record(path: str | os.PathLike, record: Record) -> Path:
         record.written_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     data = dataclasses.asdict(record)
     text = dumps({"kind": data.pop("kind"), "schema": data.pop("schema"), **data})
-    fd, tmp = temp_path(path)
+    write_atomic(path, text.encode("utf-8"))
+    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file named by :func:`temp_path` in
+    the same folder, flushed to disk, mode 0644, then renamed over ``path`` (a reader sees
+    the old file or the whole new one; the temporary file is removed if anything fails)."""
+    fd, tmp = temp_path(Path(path))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -640,7 +648,6 @@ def write_record(path: str | os.PathLike, record: Record) -> Path:
         except OSError:
             pass
         raise
-    return path
 
 
 def _alive(pid: int) -> bool:
